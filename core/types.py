@@ -1,0 +1,121 @@
+"""Frozen dataclasses that cross package boundaries.
+
+Coordinates everywhere: pixels of the photo as displayed (after EXIF orientation),
+x to the right, y down, pixel centres at integer coordinates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Which model produced a result: enough to reproduce it."""
+
+    name: str
+    version: str
+    sha256: str
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "version": self.version, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class Lesion:
+    """One lesion region found on one photo.
+
+    id: 1-based, unique within the photo, ordered by decreasing score.
+    centroid: (x, y) float pixels.
+    bbox: (x0, y0, x1, y1) int pixels, x1/y1 exclusive.
+    contour: (N, 2) int32 array of (x, y) outline vertices, a closed polygon.
+    area_px: area in pixels.
+    score: P(lesion) in [0, 1], the mean lesion probability inside the region.
+    p_malignant: P(malignant | lesion) in [0, 1].
+    """
+
+    id: int
+    centroid: tuple[float, float]
+    bbox: tuple[int, int, int, int]
+    contour: np.ndarray = field(repr=False, compare=False)
+    area_px: float
+    score: float
+    p_malignant: float
+
+    def to_json(self) -> dict:
+        """The lesion as in the ``analyze`` JSON schema (contour omitted)."""
+        return {
+            "id": int(self.id),
+            "centroid": [round(float(self.centroid[0]), 2), round(float(self.centroid[1]), 2)],
+            "bbox": [int(v) for v in self.bbox],
+            "area_px": round(float(self.area_px), 1),
+            "score": round(float(self.score), 4),
+            "p_malignant": round(float(self.p_malignant), 4),
+        }
+
+
+@dataclass(frozen=True)
+class Detection:
+    """Result of detection on one photo.
+
+    heatmap: float32 (H, W, 3), per pixel (p background, p benign, p malignant), rows sum to 1.
+    lesions: the post-processed lesion regions.
+    """
+
+    heatmap: np.ndarray = field(repr=False)
+    lesions: tuple[Lesion, ...]
+    model: ModelInfo
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.heatmap.shape[:2]
+
+
+@dataclass(frozen=True)
+class LesionMatch:
+    """One lesion of photo A matched to one lesion of photo B.
+
+    a, b: lesion ids in A and in B.
+    confidence: in [0, 1], from the distance between the flow-carried A lesion and B's.
+    area_ratio: area in B / area in A, corrected for the local scale change of the flow.
+    delta_e: mean colour difference (CIE Delta E 2000 over Lab) of the lesion interiors.
+    p_malignant_change: p_malignant in B minus in A.
+    changed: the rule in ``core.matching.CHANGE_RULE`` flags the lesion.
+    """
+
+    a: int
+    b: int
+    confidence: float
+    area_ratio: float
+    delta_e: float
+    p_malignant_change: float
+    changed: bool
+
+    def to_json(self) -> dict:
+        return {
+            "a": int(self.a),
+            "b": int(self.b),
+            "confidence": round(float(self.confidence), 4),
+            "area_ratio": round(float(self.area_ratio), 4),
+            "delta_e": round(float(self.delta_e), 2),
+            "p_malignant_change": round(float(self.p_malignant_change), 4),
+            "changed": bool(self.changed),
+        }
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """Result of tracking photo A to photo B.
+
+    flow: float32 (H_A, W_A, 2); A pixel (x, y) + flow[y, x] = its position (x, y) in B.
+    """
+
+    flow: np.ndarray = field(repr=False)
+    lesions_a: tuple[Lesion, ...]
+    lesions_b: tuple[Lesion, ...]
+    matches: tuple[LesionMatch, ...]
+    new_in_b: tuple[int, ...]
+    gone_from_a: tuple[int, ...]
+    model: ModelInfo

@@ -1,0 +1,1 @@
+"""Training package: lesion and body sources, synthesis, datasets, training, evaluation."""
