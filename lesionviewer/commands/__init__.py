@@ -1,0 +1,1 @@
+"""Headless subcommands of the `lesionviewer` command line."""

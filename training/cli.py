@@ -1,0 +1,55 @@
+"""`lesion-train`: the training package's command line.
+
+Each subcommand lives in its own module, which defines ``configure(parser)`` and
+``run(args) -> int``; this file only dispatches, so that a subcommand's heavy imports
+(torch, OpenCV) happen only when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from core.errors import LesionViewerError
+
+#: subcommand -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "sources": ("training.sources.cli", "inspect lesion and body sources; --preview contact sheets"),
+    "synth": ("training.synthesis.cli", "write a fixed synthetic dataset (detection or pairs)"),
+    "detector": ("training.train_detector", "train the detection network"),
+    "evaluate-detector": ("training.evaluate_detector", "evaluate a detector and its baseline"),
+    "tracker": ("training.train_tracker", "train the tracking network"),
+    "evaluate-tracker": ("training.evaluate_tracker", "evaluate a tracker and its baselines"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lesion-train", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue  # subcommand not available in this build
+        module.configure(sub.add_parser(name, help=help_text, description=help_text))
+        sub.choices[name].set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except LesionViewerError as exc:
+        print(f"lesion-train {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Lesion sources (real photos with automatic masks, procedural lesions) and body sources."""

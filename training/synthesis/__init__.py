@@ -1,0 +1,1 @@
+"""Synthesis: blend lesions onto bodies, make tracking pairs, datasets."""
