@@ -37,7 +37,8 @@ def test_core_and_training_import_without_qt() -> None:
         for package in (core, training):
             for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
                 importlib.import_module(info.name)
-        bad = [m for m in sys.modules if m.split(".")[0] in {"PySide6", "pyqtgraph", "lesionviewer"}]
+        banned = {"PySide6", "pyqtgraph", "lesionviewer"}
+        bad = [m for m in sys.modules if m.split(".")[0] in banned]
         assert not bad, bad
         print("ok")
         """

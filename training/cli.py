@@ -15,7 +15,7 @@ from core.errors import LesionViewerError
 
 #: subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "sources": ("training.sources.cli", "inspect lesion and body sources; --preview contact sheets"),
+    "sources": ("training.sources.cli", "inspect lesion and body sources, write previews"),
     "synth": ("training.synthesis.cli", "write a fixed synthetic dataset (detection or pairs)"),
     "detector": ("training.train_detector", "train the detection network"),
     "evaluate-detector": ("training.evaluate_detector", "evaluate a detector and its baseline"),
