@@ -1,0 +1,361 @@
+"""Lesion matching between two photos, change figures, and identities over chains of visits.
+
+Lesions of photo A are carried into photo B by the flow (A pixel + flow = its position in B)
+and matched one-to-one to B's lesions with the Hungarian algorithm, gated by a distance that
+grows with the lesion's size. Unmatched lesions of B are new, unmatched lesions of A are gone.
+
+Coordinates: pixels as displayed, x right, y down, pixel centres at integer coordinates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from core.types import Lesion, LesionMatch
+
+#: Distance gate: a carried A lesion may match a B lesion whose centroid lies within
+#: GATE_RADII equivalent radii (the larger of the two lesions, after the flow's scale change)
+#: plus GATE_MIN_FRACTION of the image diagonal (slack for flow error on tiny lesions).
+GATE_RADII = 2.0
+GATE_MIN_FRACTION = 0.012
+
+#: The "changed" rule, all thresholds inclusive of nothing (strict inequalities).
+AREA_RATIO_GROWTH = 1.3
+AREA_RATIO_SHRINK = 1.0 / 1.3
+DELTA_E_CHANGE = 10.0
+P_MALIGNANT_CHANGE = 0.2
+CHANGE_RULE = (
+    f"changed = scale-corrected area ratio > {AREA_RATIO_GROWTH:g} or < {AREA_RATIO_SHRINK:.3f}, "
+    f"or CIEDE2000 colour difference of the lesion interiors (B white-balanced to A by the "
+    f"surrounding skin) > {DELTA_E_CHANGE:g}, or |p_malignant(B) - p_malignant(A)| > "
+    f"{P_MALIGNANT_CHANGE:g}"
+)
+
+
+@dataclass(frozen=True)
+class CarriedLesion:
+    """A lesion of A as it should appear in B according to the flow.
+
+    centroid: (x, y) in B pixels (the A centroid plus the median flow over the lesion).
+    scale: local area scale of the flow around the lesion, det of its Jacobian (1 = no change).
+    """
+
+    id: int
+    centroid: tuple[float, float]
+    scale: float
+
+
+def lesion_mask(lesion: Lesion, shape: tuple[int, int]) -> np.ndarray:
+    """Bool (H, W) mask of the lesion's outline filled, in a photo of ``shape`` (H, W)."""
+    mask = np.zeros(shape, np.uint8)
+    contour = np.asarray(lesion.contour, np.int32).reshape(-1, 1, 2)
+    if len(contour) >= 3:
+        cv2.fillPoly(mask, [contour], 1)
+    if not mask.any():  # degenerate outline: fall back to a disc of the lesion's area
+        cx, cy = lesion.centroid
+        radius = max(1, int(round(np.sqrt(max(lesion.area_px, 1.0) / np.pi))))
+        cv2.circle(mask, (int(round(cx)), int(round(cy))), radius, 1, -1)
+    return mask.astype(bool)
+
+
+def _equivalent_radius(area_px: float) -> float:
+    return float(np.sqrt(max(area_px, 1.0) / np.pi))
+
+
+def local_flow_jacobian(
+    flow: np.ndarray, centroid: tuple[float, float], radius: float
+) -> np.ndarray:
+    """2x2 Jacobian of the map p -> p + flow(p), fitted by least squares in a window.
+
+    The window is a square of half-size ``max(2 * radius, 8)`` pixels around ``centroid``;
+    the fit is affine so noise in the flow averages out.
+    """
+    h, w = flow.shape[:2]
+    half = max(2.0 * radius, 8.0)
+    x0, x1 = int(max(0, np.floor(centroid[0] - half))), int(min(w, np.ceil(centroid[0] + half) + 1))
+    y0, y1 = int(max(0, np.floor(centroid[1] - half))), int(min(h, np.ceil(centroid[1] + half) + 1))
+    if x1 - x0 < 3 or y1 - y0 < 3:
+        return np.eye(2)
+    step = max(1, int((x1 - x0) // 24))
+    ys, xs = np.mgrid[y0:y1:step, x0:x1:step]
+    f = flow[y0:y1:step, x0:x1:step].reshape(-1, 2).astype(np.float64)
+    design = np.stack([xs.ravel() - centroid[0], ys.ravel() - centroid[1], np.ones(xs.size)], 1)
+    coef, *_ = np.linalg.lstsq(design, f, rcond=None)  # (3, 2): rows d/dx, d/dy, offset
+    grad = coef[:2].T  # [[dfx/dx, dfx/dy], [dfy/dx, dfy/dy]]
+    return np.eye(2) + grad
+
+
+def carry_lesions(lesions_a: Sequence[Lesion], flow: np.ndarray) -> list[CarriedLesion]:
+    """Carry each lesion of A into B: centroid + median flow over the lesion, local scale."""
+    h, w = flow.shape[:2]
+    carried = []
+    for lesion in lesions_a:
+        mask = lesion_mask(lesion, (h, w))
+        vectors = flow[mask]
+        if len(vectors) == 0:
+            x = int(np.clip(round(lesion.centroid[0]), 0, w - 1))
+            y = int(np.clip(round(lesion.centroid[1]), 0, h - 1))
+            vectors = flow[y : y + 1, x : x + 1].reshape(-1, 2)
+        shift = np.median(vectors, axis=0)
+        jac = local_flow_jacobian(flow, lesion.centroid, _equivalent_radius(lesion.area_px))
+        scale = float(np.clip(np.linalg.det(jac), 0.05, 20.0))
+        centroid = (float(lesion.centroid[0] + shift[0]), float(lesion.centroid[1] + shift[1]))
+        carried.append(CarriedLesion(lesion.id, centroid, scale))
+    return carried
+
+
+# ----------------------------------------------------------------------------- colour
+
+
+def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """CIE Lab (D65) of RGB values in [0, 255], any leading shape (..., 3) -> float64 (..., 3)."""
+    arr = np.asarray(rgb, np.float32).reshape(-1, 1, 3) / 255.0
+    lab = cv2.cvtColor(arr, cv2.COLOR_RGB2Lab).reshape(np.shape(rgb))
+    return lab.astype(np.float64)
+
+
+def ciede2000(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:
+    """CIEDE2000 colour difference (kL = kC = kH = 1) of Lab arrays of shape (..., 3)."""
+    L1, a1, b1 = np.moveaxis(np.asarray(lab1, np.float64), -1, 0)
+    L2, a2, b2 = np.moveaxis(np.asarray(lab2, np.float64), -1, 0)
+    c1, c2 = np.hypot(a1, b1), np.hypot(a2, b2)
+    c_mean7 = ((c1 + c2) / 2.0) ** 7
+    g = 0.5 * (1 - np.sqrt(c_mean7 / (c_mean7 + 25.0**7)))
+    a1p, a2p = (1 + g) * a1, (1 + g) * a2
+    c1p, c2p = np.hypot(a1p, b1), np.hypot(a2p, b2)
+    h1p = np.degrees(np.arctan2(b1, a1p)) % 360
+    h2p = np.degrees(np.arctan2(b2, a2p)) % 360
+    dL = L2 - L1
+    dC = c2p - c1p
+    dh = h2p - h1p
+    dh = np.where(dh > 180, dh - 360, np.where(dh < -180, dh + 360, dh))
+    dh = np.where(c1p * c2p == 0, 0.0, dh)
+    dH = 2 * np.sqrt(c1p * c2p) * np.sin(np.radians(dh) / 2)
+    L_mean = (L1 + L2) / 2
+    C_mean = (c1p + c2p) / 2
+    h_sum = h1p + h2p
+    h_mean = np.where(
+        np.abs(h1p - h2p) > 180,
+        np.where(h_sum < 360, (h_sum + 360) / 2, (h_sum - 360) / 2),
+        h_sum / 2,
+    )
+    h_mean = np.where(c1p * c2p == 0, h_sum, h_mean)
+    t = (
+        1
+        - 0.17 * np.cos(np.radians(h_mean - 30))
+        + 0.24 * np.cos(np.radians(2 * h_mean))
+        + 0.32 * np.cos(np.radians(3 * h_mean + 6))
+        - 0.20 * np.cos(np.radians(4 * h_mean - 63))
+    )
+    d_theta = 30 * np.exp(-(((h_mean - 275) / 25) ** 2))
+    rc = 2 * np.sqrt(C_mean**7 / (C_mean**7 + 25.0**7))
+    sl = 1 + 0.015 * (L_mean - 50) ** 2 / np.sqrt(20 + (L_mean - 50) ** 2)
+    sc = 1 + 0.045 * C_mean
+    sh = 1 + 0.015 * C_mean * t
+    rt = -np.sin(np.radians(2 * d_theta)) * rc
+    return np.sqrt((dL / sl) ** 2 + (dC / sc) ** 2 + (dH / sh) ** 2 + rt * (dC / sc) * (dH / sh))
+
+
+def _interior_and_ring_means(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean RGB inside the lesion (eroded a little) and in a ring of skin around it."""
+    ys, xs = np.nonzero(mask)
+    radius = _equivalent_radius(len(ys))
+    pad = int(2 * radius + 6)
+    h, w = mask.shape
+    y0, y1 = max(0, ys.min() - pad), min(h, ys.max() + pad + 1)
+    x0, x1 = max(0, xs.min() - pad), min(w, xs.max() + pad + 1)
+    m = mask[y0:y1, x0:x1].astype(np.uint8)
+    crop = image[y0:y1, x0:x1].astype(np.float64)
+    k_in = max(1, int(radius * 0.25))
+    inner = cv2.erode(m, np.ones((2 * k_in + 1,) * 2, np.uint8)).astype(bool)
+    if inner.sum() < 4:
+        inner = m.astype(bool)
+    k1, k2 = max(2, int(radius * 0.4)), max(4, int(radius * 1.2))
+    near = cv2.dilate(m, np.ones((2 * k1 + 1,) * 2, np.uint8))
+    far = cv2.dilate(m, np.ones((2 * k2 + 1,) * 2, np.uint8))
+    ring = (far > 0) & (near == 0)
+    ring_mean = crop[ring].mean(0) if ring.any() else crop.reshape(-1, 3).mean(0)
+    return crop[inner].mean(0), ring_mean
+
+
+def colour_change(
+    image_a: np.ndarray, mask_a: np.ndarray, image_b: np.ndarray, mask_b: np.ndarray
+) -> float:
+    """CIEDE2000 between the mean colours of two lesion interiors, B white-balanced to A.
+
+    Photos of two visits differ in light; each channel of B's lesion colour is scaled by the
+    ratio of the surrounding skin's mean colour in A to that in B before the comparison.
+    """
+    if not mask_a.any() or not mask_b.any():
+        return 0.0
+    inside_a, ring_a = _interior_and_ring_means(image_a, mask_a)
+    inside_b, ring_b = _interior_and_ring_means(image_b, mask_b)
+    balanced_b = np.clip(inside_b * (ring_a + 1.0) / (ring_b + 1.0), 0, 255)
+    return float(ciede2000(rgb_to_lab(inside_a), rgb_to_lab(balanced_b)))
+
+
+def is_changed(area_ratio: float, delta_e: float, p_malignant_change: float) -> bool:
+    """The rule of CHANGE_RULE."""
+    return bool(
+        area_ratio > AREA_RATIO_GROWTH
+        or area_ratio < AREA_RATIO_SHRINK
+        or delta_e > DELTA_E_CHANGE
+        or abs(p_malignant_change) > P_MALIGNANT_CHANGE
+    )
+
+
+# ----------------------------------------------------------------------------- matching
+
+
+def match_lesions(
+    lesions_a: Sequence[Lesion],
+    lesions_b: Sequence[Lesion],
+    flow: np.ndarray,
+    image_a: np.ndarray,
+    image_b: np.ndarray,
+) -> tuple[tuple[LesionMatch, ...], tuple[int, ...], tuple[int, ...]]:
+    """Match A's lesions to B's one-to-one after carrying them by ``flow``.
+
+    flow: float32 (H_A, W_A, 2), A pixel + flow = its position in B.
+    image_a, image_b: (H, W, 3) uint8 RGB photos the lesions were found on.
+    Returns (matches, new_in_b, gone_from_a): matches sorted by A id; ids ascending.
+    A pair is allowed when the distance d between the carried A centroid and B's centroid is
+    within the gate g = GATE_RADII * max(r_A * sqrt(scale), r_B) + GATE_MIN_FRACTION * diag_B.
+    confidence = exp(-0.5 (3 d / g)^2) * (1 - exp(-3 margin / g)) with margin the gap to the
+    second nearest B lesion (1 when there is none): near and unambiguous matches score high.
+    """
+    flow = np.asarray(flow, np.float32)
+    if flow.shape[:2] != image_a.shape[:2]:
+        raise ValueError(f"flow {flow.shape[:2]} and photo A {image_a.shape[:2]} differ in size")
+    ids_a = [le.id for le in lesions_a]
+    ids_b = [le.id for le in lesions_b]
+    if not lesions_a or not lesions_b:
+        return (), tuple(sorted(ids_b)), tuple(sorted(ids_a))
+    carried = carry_lesions(lesions_a, flow)
+    diag_b = float(np.hypot(*image_b.shape[:2]))
+    pos_a = np.array([c.centroid for c in carried])
+    pos_b = np.array([le.centroid for le in lesions_b], np.float64)
+    dist = np.linalg.norm(pos_a[:, None] - pos_b[None], axis=2)
+    r_a = np.array(
+        [
+            _equivalent_radius(le.area_px) * np.sqrt(c.scale)
+            for le, c in zip(lesions_a, carried, strict=True)
+        ]
+    )
+    r_b = np.array([_equivalent_radius(le.area_px) for le in lesions_b])
+    gate = GATE_RADII * np.maximum(r_a[:, None], r_b[None]) + GATE_MIN_FRACTION * diag_b
+    cost = np.where(dist <= gate, dist / gate, 1e6)
+    rows, cols = linear_sum_assignment(cost)
+    matches = []
+    matched_a, matched_b = set(), set()
+    for i, j in zip(rows, cols, strict=True):
+        if dist[i, j] > gate[i, j]:
+            continue
+        la, lb = lesions_a[i], lesions_b[j]
+        g = gate[i, j]
+        others = np.delete(dist[i], j)
+        margin = float(others.min() - dist[i, j]) if len(others) else np.inf
+        ambiguity = 1.0 if not np.isfinite(margin) else 1.0 - np.exp(-3.0 * max(margin, 0.0) / g)
+        confidence = float(np.exp(-0.5 * (3.0 * dist[i, j] / g) ** 2) * ambiguity)
+        area_ratio = float(lb.area_px / max(la.area_px * carried[i].scale, 1e-6))
+        mask_a = lesion_mask(la, image_a.shape[:2])
+        mask_b = lesion_mask(lb, image_b.shape[:2])
+        delta_e = colour_change(image_a, mask_a, image_b, mask_b)
+        dp = float(lb.p_malignant - la.p_malignant)
+        matches.append(
+            LesionMatch(
+                a=la.id,
+                b=lb.id,
+                confidence=float(np.clip(confidence, 0.0, 1.0)),
+                area_ratio=area_ratio,
+                delta_e=delta_e,
+                p_malignant_change=dp,
+                changed=is_changed(area_ratio, delta_e, dp),
+            )
+        )
+        matched_a.add(la.id)
+        matched_b.add(lb.id)
+    matches.sort(key=lambda m: m.a)
+    new_in_b = tuple(sorted(i for i in ids_b if i not in matched_b))
+    gone_from_a = tuple(sorted(i for i in ids_a if i not in matched_a))
+    return tuple(matches), new_in_b, gone_from_a
+
+
+# ----------------------------------------------------------------------------- visit chains
+
+
+@dataclass(frozen=True)
+class LesionTrack:
+    """One lesion's identity over a chain of visits.
+
+    track_id: 1-based, in order of first appearance (visit, then lesion id).
+    members: per visit, the lesion id on that visit's photo, or None where it is absent.
+    """
+
+    track_id: int
+    members: tuple[int | None, ...]
+
+    @property
+    def first_visit(self) -> int:
+        return next(i for i, m in enumerate(self.members) if m is not None)
+
+
+def _pair_ids(match: LesionMatch | tuple[int, int]) -> tuple[int, int]:
+    if isinstance(match, LesionMatch):
+        return int(match.a), int(match.b)
+    a, b = match
+    return int(a), int(b)
+
+
+def chain_identities(
+    per_pair_matches: Sequence[Iterable[LesionMatch | tuple[int, int]]],
+    lesions_per_visit: Sequence[Iterable[int]] | None = None,
+) -> list[LesionTrack]:
+    """Give every lesion of a chain of visits one identity.
+
+    per_pair_matches[k] holds the matches of visit k to visit k + 1 (LesionMatch or (a, b)).
+    lesions_per_visit[k], when given, lists every lesion id of visit k, so lesions that match
+    nothing (new ones, and ones seen once) get a track too; otherwise only matched lesions
+    appear. A lesion that is gone ends its track; a lesion that is new starts one.
+    Raises ValueError when a pair's matches are not one-to-one.
+    """
+    n_visits = len(per_pair_matches) + 1
+    if lesions_per_visit is not None and len(lesions_per_visit) != n_visits:
+        raise ValueError(f"{len(lesions_per_visit)} visit lesion lists for {n_visits} visits")
+    forward: list[dict[int, int]] = []
+    present: list[set[int]] = [set() for _ in range(n_visits)]
+    for k, matches in enumerate(per_pair_matches):
+        links: dict[int, int] = {}
+        seen_b: set[int] = set()
+        for match in matches:
+            a, b = _pair_ids(match)
+            if a in links or b in seen_b:
+                raise ValueError(
+                    f"matches of visits {k + 1}-{k + 2} are not one-to-one at {a}->{b}"
+                )
+            links[a] = b
+            seen_b.add(b)
+            present[k].add(a)
+            present[k + 1].add(b)
+        forward.append(links)
+    if lesions_per_visit is not None:
+        for k, ids in enumerate(lesions_per_visit):
+            present[k].update(int(i) for i in ids)
+    has_predecessor: list[set[int]] = [set()] + [set(links.values()) for links in forward]
+    tracks: list[LesionTrack] = []
+    for k in range(n_visits):
+        for lesion_id in sorted(present[k] - has_predecessor[k]):
+            members: list[int | None] = [None] * n_visits
+            current: int | None = lesion_id
+            for j in range(k, n_visits):
+                if current is None:
+                    break
+                members[j] = current
+                current = forward[j].get(current) if j < len(forward) else None
+            tracks.append(LesionTrack(track_id=len(tracks) + 1, members=tuple(members)))
+    return tracks
