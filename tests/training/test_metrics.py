@@ -1,0 +1,113 @@
+"""Lesion-level metrics against hand-computed examples."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from core.types import Lesion
+from training.metrics import (
+    LesionDetectionMetric,
+    average_precision,
+    instance_classes,
+    match_lesions_to_instances,
+    roc_auc,
+    roc_curve,
+)
+
+
+def _box_lesion(i: int, x0: int, y0: int, x1: int, y1: int, score: float, p_mal: float) -> Lesion:
+    contour = np.array([[x0, y0], [x1 - 1, y0], [x1 - 1, y1 - 1], [x0, y1 - 1]], np.int32)
+    return Lesion(
+        id=i,
+        centroid=((x0 + x1 - 1) / 2, (y0 + y1 - 1) / 2),
+        bbox=(x0, y0, x1, y1),
+        contour=contour,
+        area_px=float((x1 - x0) * (y1 - y0)),
+        score=score,
+        p_malignant=p_mal,
+    )
+
+
+def test_roc_curve_and_auc_match_hand_computation() -> None:
+    labels = np.array([1, 0, 1, 0, 1])
+    scores = np.array([0.9, 0.8, 0.7, 0.3, 0.3])
+    fpr, tpr, thr = roc_curve(labels, scores)
+    np.testing.assert_allclose(fpr, [0, 0, 0.5, 0.5, 1])
+    np.testing.assert_allclose(tpr, [0, 1 / 3, 1 / 3, 2 / 3, 1])
+    assert thr[0] == math.inf and list(thr[1:]) == [0.9, 0.8, 0.7, 0.3]
+    # Mann-Whitney by hand: 3 of 6 pairs ordered right, one tie counts one half.
+    assert roc_auc(labels, scores) == pytest.approx(3.5 / 6)
+    assert roc_auc(labels, -scores) == pytest.approx(1 - 3.5 / 6)
+    assert math.isnan(roc_auc(np.ones(3), np.arange(3.0)))
+
+
+def test_average_precision_matches_hand_computation() -> None:
+    # ranked: TP, FP, TP, FP with 3 true lesions: AP = 1/3 * 1 + 1/3 * 2/3 = 5/9
+    assert average_precision(
+        np.array([1, 0, 1, 0]), np.array([0.9, 0.8, 0.7, 0.6]), 3
+    ) == pytest.approx(5 / 9)
+    assert average_precision(np.array([1, 1]), np.array([0.5, 0.4]), 2) == pytest.approx(1.0)
+    assert average_precision(np.array([], bool), np.array([]), 4) == 0.0
+
+
+def _scene() -> tuple[np.ndarray, np.ndarray]:
+    inst = np.zeros((60, 80), np.int32)
+    cls = np.zeros((60, 80), np.uint8)
+    inst[10:20, 10:20] = 1  # benign
+    cls[10:20, 10:20] = 1
+    inst[30:34, 50:54] = 2  # small malignant
+    cls[30:34, 50:54] = 2
+    inst[40:55, 5:25] = 3  # malignant, missed
+    cls[40:55, 5:25] = 2
+    return inst, cls
+
+
+def test_matching_overlap_centroid_tolerance_and_false_positives() -> None:
+    inst, cls = _scene()
+    lesions = [
+        _box_lesion(1, 11, 11, 21, 21, score=0.9, p_mal=0.2),  # overlaps instance 1
+        _box_lesion(2, 54, 33, 57, 36, score=0.8, p_mal=0.7),  # 2 px off the small one
+        _box_lesion(3, 60, 5, 70, 15, score=0.6, p_mal=0.9),  # on nothing
+        _box_lesion(4, 12, 12, 18, 18, score=0.5, p_mal=0.1),  # duplicate of instance 1
+    ]
+    m = match_lesions_to_instances(lesions, inst, centre_tolerance_px=3)
+    assert set(m.pairs) == {(0, 1), (1, 2)}
+    assert set(m.false_positives) == {2, 3}
+    assert m.missed == (3,)
+    strict = match_lesions_to_instances(lesions, inst, centre_tolerance_px=0)
+    assert (1, 2) not in strict.pairs
+
+
+def test_metric_accumulates_and_resets() -> None:
+    inst, cls = _scene()
+    classes = instance_classes(inst, cls)
+    assert classes == {1: 1, 2: 2, 3: 2}
+    metric = LesionDetectionMetric(max_fp_per_image=0.5)
+    lesions = [
+        _box_lesion(1, 11, 11, 21, 21, score=0.9, p_mal=0.2),
+        _box_lesion(2, 50, 30, 54, 34, score=0.8, p_mal=0.7),
+        _box_lesion(3, 60, 5, 70, 15, score=0.6, p_mal=0.9),
+    ]
+    metric.update(lesions, inst, classes)
+    metric.update([_box_lesion(1, 5, 40, 25, 55, score=0.95, p_mal=0.6)], inst, classes)
+    out = metric.aggregate()
+    assert out["n_images"] == 2 and out["n_true"] == 6 and out["n_predicted"] == 4
+    assert out["recall"] == pytest.approx(3 / 6)
+    assert out["precision"] == pytest.approx(3 / 4)
+    assert out["fp_per_image"] == pytest.approx(0.5)
+    # the one FP has the lowest score: at FP/image <= 0.5 every prediction may be kept
+    assert out["recall_at_max_fp"] == pytest.approx(0.5)
+    # ranked: 0.95 TP, 0.9 TP, 0.8 TP, 0.6 FP -> AP = 3/6 * 1
+    assert out["ap"] == pytest.approx(0.5)
+    # matched: benign 0.2, malignant 0.7 and 0.6 -> perfectly separated
+    assert out["auc_malignant"] == pytest.approx(1.0)
+    assert out["n_malignant_matched"] == 2 and out["n_benign_matched"] == 1
+    strict = LesionDetectionMetric(max_fp_per_image=0.0)
+    strict.update(lesions, inst, classes)
+    recall, fp, thr = strict.recall_at_fp_rate(0.0)
+    assert (recall, fp, thr) == (pytest.approx(2 / 3), 0.0, 0.8)
+    metric.reset()
+    assert metric.aggregate()["n_images"] == 0

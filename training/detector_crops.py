@@ -1,0 +1,184 @@
+"""Random training crops of synthetic detection photos, with scale and colour augmentation.
+
+Lesions cover a tiny fraction of a body photo, so most crops are centred near a random
+lesion pixel; the rest are anywhere (skin, hair, clothing, background). Each crop is a
+random similarity transform of the photo (scale, rotation, flip), so lesions of ~6 px to
+~200 px are seen whatever sizes synthesis drew. Every random choice comes from a
+``numpy.random.Generator`` seeded by (seed, epoch, image index): the crops do not depend
+on the DataLoader worker that made them or on the number of workers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+
+@dataclass(frozen=True)
+class CropRecipe:
+    """How crops are drawn.
+
+    crop_size: side of the square crop in pixels.
+    crops_per_image: crops drawn from each photo (one photo is expensive to synthesise).
+    scale_range: (low, high) zoom factors, drawn log-uniformly (> 1 enlarges lesions).
+    lesion_centred: probability that a crop is centred near a lesion pixel.
+    rotate: random rotation by any angle (else multiples of 90 degrees).
+    colour: strength of the brightness/contrast/saturation/hue/gamma jitter (0 = none).
+    noise: standard deviation of added Gaussian noise, in 0-255 units, drawn up to this.
+    blur: probability of a slight Gaussian blur (defocus, motion of a hand-held camera).
+    """
+
+    crop_size: int = 256
+    crops_per_image: int = 4
+    scale_range: tuple[float, float] = (0.5, 2.0)
+    lesion_centred: float = 0.7
+    rotate: bool = True
+    colour: float = 1.0
+    noise: float = 6.0
+    blur: float = 0.2
+
+    @classmethod
+    def from_dict(cls, d: dict) -> CropRecipe:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        if "scale_range" in known:
+            known["scale_range"] = tuple(float(v) for v in known["scale_range"])
+        return cls(**known)
+
+
+def _affine(
+    rng: np.random.Generator, recipe: CropRecipe, centre: tuple[float, float]
+) -> tuple[np.ndarray, float]:
+    """2x3 matrix mapping photo pixels to crop pixels, and the zoom factor."""
+    lo, hi = recipe.scale_range
+    scale = float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+    angle = float(rng.uniform(0, 360)) if recipe.rotate else 90.0 * int(rng.integers(4))
+    flip = bool(rng.integers(2))
+    c = (recipe.crop_size - 1) / 2.0
+    rad = math.radians(angle)
+    a, b = scale * math.cos(rad), scale * math.sin(rad)
+    fx = -1.0 if flip else 1.0
+    # crop = R S F (p - centre) + c
+    m = np.array([[a * fx, -b, 0.0], [b * fx, a, 0.0]], np.float64)
+    m[:, 2] = np.array([c, c]) - m[:, :2] @ np.asarray(centre, np.float64)
+    return m, scale
+
+
+def _colour_jitter(image: np.ndarray, rng: np.random.Generator, recipe: CropRecipe) -> np.ndarray:
+    """Photometric jitter of an RGB uint8 crop (camera, light and skin-tone variation)."""
+    s = recipe.colour
+    x = image.astype(np.float32) / 255.0
+    if s > 0:
+        gains = 1.0 + s * rng.uniform(-0.08, 0.08, 3).astype(np.float32)  # white balance
+        x = x * gains * (1.0 + s * float(rng.uniform(-0.2, 0.2)))  # exposure
+        mean = x.mean(axis=(0, 1), keepdims=True)
+        x = (x - mean) * (1.0 + s * float(rng.uniform(-0.25, 0.25))) + mean  # contrast
+        grey = x.mean(axis=2, keepdims=True)
+        x = (x - grey) * (1.0 + s * float(rng.uniform(-0.3, 0.3))) + grey  # saturation
+        x = np.clip(x, 0.0, 1.0) ** float(math.exp(s * rng.uniform(-0.25, 0.25)))  # gamma
+    if recipe.blur > 0 and rng.random() < recipe.blur:
+        x = cv2.GaussianBlur(x, (0, 0), float(rng.uniform(0.5, 1.2)))
+    if recipe.noise > 0:
+        sigma = float(rng.uniform(0, recipe.noise)) / 255.0
+        x = x + rng.standard_normal(x.shape, dtype=np.float32) * sigma
+    return (np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def random_crops(
+    image: np.ndarray,
+    class_map: np.ndarray,
+    rng: np.random.Generator,
+    recipe: CropRecipe,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``recipe.crops_per_image`` augmented crops of one photo.
+
+    image: (H, W, 3) uint8 RGB; class_map: (H, W) integer {0, 1, 2}.
+    Returns images (K, S, S, 3) uint8 and class maps (K, S, S) uint8 (S = crop_size).
+    Pixels outside the photo are filled by reflection (labels reflect with them).
+    """
+    h, w = class_map.shape
+    s = recipe.crop_size
+    lesion_yx = np.flatnonzero(class_map.ravel() > 0)
+    images = np.empty((recipe.crops_per_image, s, s, 3), np.uint8)
+    labels = np.empty((recipe.crops_per_image, s, s), np.uint8)
+    for k in range(recipe.crops_per_image):
+        if lesion_yx.size and rng.random() < recipe.lesion_centred:
+            idx = int(lesion_yx[rng.integers(lesion_yx.size)])
+            cy, cx = divmod(idx, w)
+            # keep the lesion inside the crop but not always in its middle
+            jitter = 0.35 * s
+            centre = (cx + rng.uniform(-jitter, jitter), cy + rng.uniform(-jitter, jitter))
+        else:
+            centre = (rng.uniform(0, w - 1), rng.uniform(0, h - 1))
+        m, scale = _affine(rng, recipe, centre)
+        src = image
+        if scale < 0.75:  # shrinking: low-pass first so that fine texture does not alias
+            src = cv2.GaussianBlur(image, (0, 0), 0.45 / scale)
+        images[k] = cv2.warpAffine(
+            src, m, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
+        )
+        labels[k] = cv2.warpAffine(
+            class_map.astype(np.uint8),
+            m,
+            (s, s),
+            flags=cv2.INTER_NEAREST,
+            borderMode=cv2.BORDER_REFLECT_101,
+        )
+        images[k] = _colour_jitter(images[k], rng, recipe)
+    return images, labels
+
+
+class CropDataset(Dataset):
+    """Wraps a detection dataset (items {"image": uint8 (3,H,W), "class_map": (H,W)}) and
+    yields, per photo, {"image": uint8 (K,3,S,S), "class_map": int64 (K,S,S)}.
+
+    ``set_epoch(e)`` changes the crops (and, with ``fresh_photos_per_epoch``, the photos:
+    index i of epoch e reads photo ``e * len(self) + i`` of ``base``, which must then be
+    long enough, e.g. an on-the-fly synthetic dataset).
+    """
+
+    def __init__(
+        self,
+        base: Dataset,
+        recipe: CropRecipe,
+        *,
+        length: int,
+        seed: int,
+        fresh_photos_per_epoch: bool = False,
+    ) -> None:
+        self.base = base
+        self.recipe = recipe
+        self.length = int(length)
+        self.seed = int(seed)
+        self.fresh = bool(fresh_photos_per_epoch)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def photo_index(self, index: int) -> int:
+        return self.epoch * self.length + index if self.fresh else index
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        item = self.base[self.photo_index(index)]
+        image = item["image"].permute(1, 2, 0).contiguous().numpy()
+        class_map = np.asarray(item["class_map"], dtype=np.uint8)
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        images, labels = random_crops(image, class_map, rng, self.recipe)
+        return {
+            "image": torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
+            "class_map": torch.from_numpy(labels.astype(np.int64)),
+        }
+
+
+def collate_crops(items: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Concatenate per-photo crop stacks into one batch (B*K, ...)."""
+    return {key: torch.cat([it[key] for it in items], dim=0) for key in items[0]}

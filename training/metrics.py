@@ -1,0 +1,274 @@
+"""Lesion-level detection metrics that accumulate over images (MONAI style).
+
+``LesionDetectionMetric`` matches the predicted lesion regions of each image to the
+ground-truth lesion instances, keeps one record per prediction (score, matched or not)
+and per matched true lesion (true class, predicted ``p_malignant``), and aggregates them
+into recall, precision, false positives per image, average precision over score
+thresholds and the malignant-vs-benign ROC curve.
+
+Everything is plain numpy; ``roc_curve``, ``roc_auc`` and ``average_precision`` are
+usable on their own. Coordinates: x right, y down, pixel centres at integer coordinates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from core.types import Lesion
+
+BENIGN, MALIGNANT = 1, 2
+
+
+def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ROC curve of ``scores`` separating ``labels`` (1 positive, 0 negative).
+
+    Returns (fpr, tpr, thresholds), float64 arrays of equal length starting at (0, 0) with
+    threshold +inf; a point per distinct score (ties move FPR and TPR together), so the
+    trapezoid area equals the Mann-Whitney statistic with ties counted one half.
+    Raises ValueError when either class is absent.
+    """
+    labels = np.asarray(labels).astype(bool).ravel()
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    if labels.shape != scores.shape:
+        raise ValueError("labels and scores differ in length")
+    n_pos = int(labels.sum())
+    n_neg = labels.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("ROC needs both positive and negative examples")
+    order = np.argsort(-scores, kind="mergesort")
+    s, y = scores[order], labels[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(s) != 0), s.size - 1]
+    tps = np.cumsum(y)[last_of_tie]
+    fps = (last_of_tie + 1) - tps
+    tpr = np.r_[0.0, tps / n_pos]
+    fpr = np.r_[0.0, fps / n_neg]
+    thresholds = np.r_[np.inf, s[last_of_tie]]
+    return fpr, tpr, thresholds
+
+
+def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve (trapezoids; ties count one half). NaN if a class is absent."""
+    try:
+        fpr, tpr, _ = roc_curve(labels, scores)
+    except ValueError:
+        return float("nan")
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0))
+
+
+def average_precision(is_tp: np.ndarray, scores: np.ndarray, n_true: int) -> float:
+    """Average precision of ranked detections: sum over recall steps of the precision there.
+
+    ``is_tp[i]`` says whether detection i matched a true lesion, ``n_true`` is the number of
+    true lesions (matched or not). Detections are ranked by decreasing score; tied scores
+    form one threshold. This is the area under the step precision-recall curve (the
+    scikit-learn definition, no interpolation). 0 when there are no true lesions.
+    """
+    is_tp = np.asarray(is_tp).astype(bool).ravel()
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    if n_true <= 0 or is_tp.size == 0:
+        return 0.0
+    order = np.argsort(-scores, kind="mergesort")
+    s, y = scores[order], is_tp[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(s) != 0), s.size - 1]
+    tps = np.cumsum(y)[last_of_tie].astype(np.float64)
+    precision = tps / (last_of_tie + 1)
+    recall = tps / n_true
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def rasterise(lesion: Lesion, shape: tuple[int, int]) -> np.ndarray:
+    """(H, W) bool mask of the lesion's contour polygon (filled), clipped to ``shape``."""
+    mask = np.zeros(shape, np.uint8)
+    contour = np.asarray(lesion.contour, dtype=np.int32).reshape(-1, 1, 2)
+    if contour.shape[0] > 0:
+        cv2.fillPoly(mask, [contour], 1)
+    if not mask.any():  # degenerate outline: fall back to the centroid pixel
+        x = int(np.clip(round(lesion.centroid[0]), 0, shape[1] - 1))
+        y = int(np.clip(round(lesion.centroid[1]), 0, shape[0] - 1))
+        mask[y, x] = 1
+    return mask.astype(bool)
+
+
+@dataclass(frozen=True)
+class ImageMatch:
+    """Matching of one image's predictions to its true lesions.
+
+    pairs: (prediction index, true instance id) of the matches.
+    false_positives: prediction indices that match no true lesion.
+    missed: true instance ids no prediction matched.
+    """
+
+    pairs: tuple[tuple[int, int], ...]
+    false_positives: tuple[int, ...]
+    missed: tuple[int, ...]
+
+
+def match_lesions_to_instances(
+    lesions: Sequence[Lesion],
+    instance_map: np.ndarray,
+    *,
+    min_iou: float = 0.1,
+    centre_tolerance_px: float = 3.0,
+) -> ImageMatch:
+    """Greedy one-to-one matching of predicted regions to true instances.
+
+    A prediction may match instance k when their IoU is >= ``min_iou`` or when the
+    prediction's centroid lies inside instance k (dilated by ``centre_tolerance_px``,
+    which forgives outlines of very small lesions that are off by a pixel or two).
+    Predictions are taken in order of decreasing score; each takes the free candidate
+    with the highest IoU. ``instance_map``: (H, W) integer, 0 = no lesion.
+    """
+    instance_map = np.asarray(instance_map)
+    shape = instance_map.shape[:2]
+    ids = [int(v) for v in np.unique(instance_map) if v != 0]
+    order = sorted(range(len(lesions)), key=lambda i: -float(lesions[i].score))
+    taken: set[int] = set()
+    pairs: list[tuple[int, int]] = []
+    false_pos: list[int] = []
+    radius = max(0, int(round(centre_tolerance_px)))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2) if radius else None
+    for i in order:
+        lesion = lesions[i]
+        best, best_iou = None, -1.0
+        if ids:
+            mask = rasterise(lesion, shape)
+            hit_ids = np.unique(instance_map[mask])
+            cand = {int(v) for v in hit_ids if v != 0}
+            cx = int(np.clip(round(lesion.centroid[0]), 0, shape[1] - 1))
+            cy = int(np.clip(round(lesion.centroid[1]), 0, shape[0] - 1))
+            y0, y1 = max(0, cy - radius), min(shape[0], cy + radius + 1)
+            x0, x1 = max(0, cx - radius), min(shape[1], cx + radius + 1)
+            cand.update(int(v) for v in np.unique(instance_map[y0:y1, x0:x1]) if v != 0)
+            for k in sorted(cand - taken):
+                inst = instance_map == k
+                inter = float(np.count_nonzero(inst & mask))
+                union = float(np.count_nonzero(inst | mask))
+                iou = inter / union if union else 0.0
+                near = inst[cy, cx]
+                if not near and kernel is not None:
+                    window = inst[y0:y1, x0:x1].astype(np.uint8)
+                    near = bool(cv2.dilate(window, kernel)[cy - y0, cx - x0])
+                if (iou >= min_iou or near) and iou > best_iou:
+                    best, best_iou = k, iou
+        if best is None:
+            false_pos.append(i)
+        else:
+            taken.add(best)
+            pairs.append((i, best))
+    missed = tuple(k for k in ids if k not in taken)
+    return ImageMatch(tuple(pairs), tuple(false_pos), missed)
+
+
+def instance_classes(instance_map: np.ndarray, class_map: np.ndarray) -> dict[int, int]:
+    """True class (1 benign, 2 malignant) of each instance: the majority class under it."""
+    out: dict[int, int] = {}
+    for k in np.unique(instance_map):
+        if k == 0:
+            continue
+        values = class_map[instance_map == k]
+        values = values[values > 0]
+        out[int(k)] = int(np.bincount(values).argmax()) if values.size else BENIGN
+    return out
+
+
+class LesionDetectionMetric:
+    """Accumulates lesion-level results over images: ``update`` per image, ``aggregate``, ``reset``.
+
+    ``update(lesions, instance_map, classes)``: ``lesions`` the predicted regions of one
+    image, ``instance_map`` (H, W) int with 0 = no lesion, ``classes`` the true class of
+    each instance id (1 benign, 2 malignant), e.g. from ``instance_classes``.
+    """
+
+    def __init__(self, *, max_fp_per_image: float = 0.5, min_iou: float = 0.1) -> None:
+        self.max_fp_per_image = max_fp_per_image
+        self.min_iou = min_iou
+        self.reset()
+
+    def reset(self) -> None:
+        self._scores: list[float] = []
+        self._is_tp: list[bool] = []
+        self._mal_labels: list[int] = []
+        self._mal_scores: list[float] = []
+        self._n_true = 0
+        self._n_images = 0
+
+    def update(
+        self,
+        lesions: Sequence[Lesion],
+        instance_map: np.ndarray,
+        classes: Mapping[int, int],
+    ) -> ImageMatch:
+        """Match one image's predictions and record the outcome; returns the matching."""
+        match = match_lesions_to_instances(lesions, instance_map, min_iou=self.min_iou)
+        self._n_images += 1
+        self._n_true += len(match.pairs) + len(match.missed)
+        for i, k in match.pairs:
+            self._scores.append(float(lesions[i].score))
+            self._is_tp.append(True)
+            self._mal_labels.append(1 if classes.get(k, BENIGN) == MALIGNANT else 0)
+            self._mal_scores.append(float(lesions[i].p_malignant))
+        for i in match.false_positives:
+            self._scores.append(float(lesions[i].score))
+            self._is_tp.append(False)
+        return match
+
+    @property
+    def n_images(self) -> int:
+        return self._n_images
+
+    def malignant_scores(self) -> tuple[np.ndarray, np.ndarray]:
+        """(labels 0/1, p_malignant) over matched true lesions, for ROC plots."""
+        return np.asarray(self._mal_labels, np.int64), np.asarray(self._mal_scores, np.float64)
+
+    def recall_at_fp_rate(self, max_fp_per_image: float) -> tuple[float, float, float]:
+        """(recall, fp_per_image, score threshold) at the lowest threshold whose FP/image
+        stays <= ``max_fp_per_image``. Recall 0 and threshold inf when none does."""
+        if self._n_images == 0 or self._n_true == 0:
+            return 0.0, 0.0, float("inf")
+        scores = np.asarray(self._scores, np.float64)
+        is_tp = np.asarray(self._is_tp, bool)
+        best = (0.0, 0.0, float("inf"))
+        for t in np.unique(scores)[::-1]:
+            keep = scores >= t
+            fp_rate = float(np.count_nonzero(keep & ~is_tp)) / self._n_images
+            if fp_rate > max_fp_per_image:
+                break
+            best = (float(np.count_nonzero(keep & is_tp)) / self._n_true, fp_rate, float(t))
+        return best
+
+    def aggregate(self) -> dict[str, float | int]:
+        """Figures over everything seen since the last ``reset``.
+
+        recall, precision, fp_per_image: over all predictions as given (the post-processing
+        threshold); ap: average precision over score thresholds;
+        recall_at_max_fp / fp_per_image_at / score_threshold_at: the operating point with
+        FP/image <= ``max_fp_per_image``; auc_malignant: ROC AUC of p_malignant over matched
+        true lesions (NaN when only one class was matched); counts.
+        """
+        scores = np.asarray(self._scores, np.float64)
+        is_tp = np.asarray(self._is_tp, bool)
+        n_tp = int(is_tp.sum())
+        n_fp = int(is_tp.size - n_tp)
+        recall_op, fp_op, thr_op = self.recall_at_fp_rate(self.max_fp_per_image)
+        labels, mal = self.malignant_scores()
+        return {
+            "n_images": self._n_images,
+            "n_true": self._n_true,
+            "n_predicted": int(is_tp.size),
+            "n_matched": n_tp,
+            "recall": n_tp / self._n_true if self._n_true else 0.0,
+            "precision": n_tp / is_tp.size if is_tp.size else 0.0,
+            "fp_per_image": n_fp / self._n_images if self._n_images else 0.0,
+            "ap": average_precision(is_tp, scores, self._n_true),
+            "max_fp_per_image": self.max_fp_per_image,
+            "recall_at_max_fp": recall_op,
+            "fp_per_image_at": fp_op,
+            "score_threshold_at": thr_op,
+            "auc_malignant": roc_auc(labels, mal),
+            "n_malignant_matched": int(labels.sum()),
+            "n_benign_matched": int(labels.size - labels.sum()),
+        }
