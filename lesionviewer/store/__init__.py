@@ -13,15 +13,17 @@ No Qt here. The app's views read and change everything through :class:`Store`::
     store.relink(...); store.split_track(...); store.audit_log()
 
 Whole-store operations: :func:`backup_store`, :func:`restore_store` (folder or .zip) and
-:func:`check_integrity` (a list of :class:`Problem`). Errors: :class:`StoreError` and
-subclasses (read-only, locked) carry the path and the reason; photo import raises
-``core.errors.PhotoError`` for corrupt or unsupported files.
+:func:`check_integrity` (a list of :class:`Problem`; :func:`errors_only` keeps the
+inconsistencies, :func:`remove_leftovers` deletes orphan files of killed imports).
+Errors: :class:`StoreError` and subclasses (read-only, locked) carry the path and the
+reason; photo import raises ``core.errors.PhotoError`` for corrupt or unsupported files.
 
 Data folder: ``Store.open(data_dir)``; None -> ``$LESIONVIEWER_DATA_DIR`` -> the user data
 folder (platformdirs, "LesionViewer"). Layout: ``lesionviewer.sqlite3`` (WAL) and
 ``photos/ab/cdef....ext``.
 """
 
+from lesionviewer.store.backup import backup_store, restore_store
 from lesionviewer.store.db import DATA_DIR_ENV, DB_NAME, resolve_data_dir
 from lesionviewer.store.errors import (
     NotFoundError,
@@ -29,6 +31,7 @@ from lesionviewer.store.errors import (
     StoreLockedError,
     StoreReadOnlyError,
 )
+from lesionviewer.store.integrity import check_integrity, errors_only, remove_leftovers
 from lesionviewer.store.migrations import LATEST_VERSION, MIGRATIONS
 from lesionviewer.store.models import (
     MALIGNANT_THRESHOLD,
@@ -72,5 +75,10 @@ __all__ = [
     "StoreReadOnlyError",
     "TrackLink",
     "Visit",
+    "backup_store",
+    "check_integrity",
+    "errors_only",
+    "remove_leftovers",
     "resolve_data_dir",
+    "restore_store",
 ]

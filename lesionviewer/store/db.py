@@ -69,8 +69,10 @@ def sqlite_errors(path: Path) -> Iterator[None]:
         raise translate_error(path, exc) from exc
 
 
-def connect(db_path: Path, *, readonly: bool = False) -> sqlite_utils.Database:
-    """Open ``db_path`` with foreign keys on, WAL journal and a busy timeout.
+def connect(
+    db_path: Path, *, readonly: bool = False, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+) -> sqlite_utils.Database:
+    """Open ``db_path`` with foreign keys on, WAL journal and a busy timeout (ms).
 
     Raises StoreReadOnlyError when the file or folder cannot be written (unless
     ``readonly``), StoreLockedError when locked, StoreError for other failures.
@@ -89,12 +91,12 @@ def connect(db_path: Path, *, readonly: bool = False) -> sqlite_utils.Database:
     with sqlite_errors(db_path):
         if readonly:
             conn = sqlite3.connect(
-                f"file:{db_path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000
+                f"file:{db_path}?mode=ro", uri=True, timeout=busy_timeout_ms / 1000
             )
         else:
-            conn = sqlite3.connect(str(db_path), timeout=BUSY_TIMEOUT_MS / 1000)
+            conn = sqlite3.connect(str(db_path), timeout=busy_timeout_ms / 1000)
         db = sqlite_utils.Database(conn, execute_plugins=False)
-        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         db.execute("PRAGMA foreign_keys = ON")
         if not readonly:
             with db.ensure_autocommit_on():

@@ -177,6 +177,8 @@ def migrate(db: sqlite_utils.Database, path: Path, *, target: int | None = None)
     """
     target = LATEST_VERSION if target is None else target
     with sqlite_errors(path):
+        if schema_version(db) == target == LATEST_VERSION:
+            return target  # current: opening stays read-only and cheap
         with write_transaction(db, path):
             db.execute(
                 "CREATE TABLE IF NOT EXISTS schema_version ("

@@ -19,6 +19,7 @@ from core.io import load_photo
 from core.types import Detection, Tracking
 from lesionviewer.store import audit, rows
 from lesionviewer.store.db import (
+    BUSY_TIMEOUT_MS,
     DB_NAME,
     connect,
     resolve_data_dir,
@@ -74,18 +75,20 @@ class Store:
         *,
         actor: str | None = None,
         readonly: bool = False,
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
     ) -> Store:
         """Open (creating and migrating if needed) the store in ``data_dir``.
 
         data_dir: the app's ``--data-dir``; None -> ``$LESIONVIEWER_DATA_DIR`` -> the
         user data folder. readonly: open without writing (no migration; writes fail).
+        busy_timeout_ms: how long a write waits for another program's lock.
         Raises StoreReadOnlyError / StoreLockedError / StoreError with path and reason.
         """
         folder = resolve_data_dir(data_dir)
         db_path = folder / DB_NAME
         if readonly and not db_path.exists():
             raise StoreError(db_path, "no store here (database file not found)")
-        db = connect(db_path, readonly=readonly)
+        db = connect(db_path, readonly=readonly, busy_timeout_ms=busy_timeout_ms)
         try:
             if not readonly:
                 migrate(db, db_path)
