@@ -38,3 +38,14 @@ class DataError(LesionViewerError):
         self.path = Path(path)
         self.reason = reason
         super().__init__(f"{self.path.name}: {reason}")
+
+
+class Cancelled(LesionViewerError):
+    """A long computation stopped because its caller asked it to (``cancel()`` returned True).
+
+    Not a failure of the input: the app drops the stale request and shows nothing.
+    """
+
+    def __init__(self, what: str = "computation") -> None:
+        self.what = what
+        super().__init__(f"{what} cancelled")

@@ -1,0 +1,217 @@
+"""The Analyzer: loaded models + the device, with ``detect``, ``track`` and ``map_points``.
+
+One object per process (the app keeps one, the CLI makes one). The device is chosen
+only through :func:`core.device.choose_device`. The detector is loaded (SHA-256
+checked) at :meth:`Analyzer.load`; the tracker on first use. Calls may come from
+worker threads: inference is read-only and the lazy tracker load is locked.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core.device import choose_device
+from core.errors import Cancelled
+from core.model_folder import load_model_folder
+from core.postprocess import PostprocessConfig, find_lesions
+from core.resources import models_dir
+from core.tiling import tiled_heatmap
+from core.types import Detection, ModelInfo, Tracking
+
+Progress = Callable[[float], None]
+Cancel = Callable[[], bool]
+
+DEFAULT_TILE_SIZE = 768
+DEFAULT_OVERLAP = 96
+
+
+def model_info(meta: dict) -> ModelInfo:
+    """The (name, version, sha256) of a model.json dict."""
+    return ModelInfo(
+        name=str(meta["name"]), version=str(meta["version"]), sha256=str(meta["sha256"])
+    )
+
+
+def prepare_for_inference(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """Eval mode, BatchNorm folded (when the network offers it), channels_last on ``device``."""
+    model.eval()
+    fuse = getattr(model, "fuse_for_inference", None)
+    if fuse is not None:
+        fuse()
+    return model.to(device=device, memory_format=torch.channels_last)
+
+
+def _check_image(image: np.ndarray, name: str) -> None:
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(
+            f"{name}: expected an (H, W, 3) RGB array, got {getattr(image, 'shape', None)}"
+        )
+    if image.dtype != np.uint8:
+        raise ValueError(f"{name}: expected uint8 pixels, got {image.dtype}")
+
+
+def _scaled(progress: Progress | None, start: float, end: float) -> Progress | None:
+    if progress is None:
+        return None
+    return lambda fraction: progress(start + (end - start) * fraction)
+
+
+class Analyzer:
+    """Detector (and, lazily, tracker) on one device. Build with :meth:`load`."""
+
+    def __init__(
+        self,
+        *,
+        device: torch.device,
+        detector: torch.nn.Module,
+        detector_meta: dict,
+        tracker_folder: Path,
+    ) -> None:
+        self._device = device
+        self._detector = prepare_for_inference(detector, device)
+        self._detector_meta = detector_meta
+        self._detector_info = model_info(detector_meta)
+        tile = detector_meta.get("tile") or {}
+        self.tile_size = int(tile.get("size", DEFAULT_TILE_SIZE))
+        self.overlap = int(tile.get("overlap", DEFAULT_OVERLAP))
+        self.batch_size: int | None = tile.get("batch_size")
+        self.postprocess = PostprocessConfig.from_json(detector_meta.get("postprocess"))
+        self._tracker_folder = tracker_folder
+        self._tracker: tuple[torch.nn.Module, dict] | None = None
+        self._tracker_lock = threading.Lock()
+
+    @classmethod
+    def load(
+        cls,
+        device: str | torch.device = "auto",
+        *,
+        detector: str | Path | None = None,
+        tracker: str | Path | None = None,
+    ) -> Analyzer:
+        """Load the detector model folder (default: the shipped ``models/detector``).
+
+        ``tracker`` is the tracker model folder (default: shipped ``models/tracker``),
+        loaded on the first :meth:`track`/:meth:`map_points`. Raises
+        :class:`core.errors.ModelError` for a missing or corrupt folder, ``RuntimeError``
+        when CUDA is requested but unavailable.
+        """
+        chosen = choose_device(device)
+        detector_folder = Path(detector) if detector is not None else models_dir() / "detector"
+        tracker_folder = Path(tracker) if tracker is not None else models_dir() / "tracker"
+        model, meta = load_model_folder(detector_folder, chosen)
+        return cls(device=chosen, detector=model, detector_meta=meta, tracker_folder=tracker_folder)
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    @property
+    def detector_info(self) -> ModelInfo:
+        return self._detector_info
+
+    @property
+    def detector_meta(self) -> dict:
+        """A copy of the detector's model.json."""
+        return dict(self._detector_meta)
+
+    @property
+    def tracker_info(self) -> ModelInfo:
+        """Loads the tracker if needed (ModelError when its folder is missing or corrupt)."""
+        return model_info(self._load_tracker()[1])
+
+    def heatmap(
+        self, image: np.ndarray, *, progress: Progress | None = None, cancel: Cancel | None = None
+    ) -> np.ndarray:
+        """float32 (H, W, 3) per-pixel (p background, p benign, p malignant), rows sum to 1."""
+        _check_image(image, "image")
+        return tiled_heatmap(
+            self._detector,
+            image,
+            device=self._device,
+            tile_size=self.tile_size,
+            overlap=self.overlap,
+            batch_size=self.batch_size,
+            progress=progress,
+            cancel=cancel,
+        )
+
+    def detect(
+        self, image: np.ndarray, *, progress: Progress | None = None, cancel: Cancel | None = None
+    ) -> Detection:
+        """Heatmap and lesion regions of an (H, W, 3) uint8 RGB photo.
+
+        ``progress(fraction in [0, 1])`` is called as tiles finish; ``cancel()`` is polled
+        between tile batches and raises :class:`core.errors.Cancelled` when it says True.
+        """
+        heatmap = self.heatmap(image, progress=_scaled(progress, 0.0, 0.9), cancel=cancel)
+        if cancel is not None and cancel():
+            raise Cancelled("detection")
+        lesions = find_lesions(heatmap, self.postprocess)
+        if progress is not None:
+            progress(1.0)
+        return Detection(heatmap=heatmap, lesions=lesions, model=self._detector_info)
+
+    def _load_tracker(self) -> tuple[torch.nn.Module, dict]:
+        with self._tracker_lock:
+            if self._tracker is None:
+                model, meta = load_model_folder(self._tracker_folder, self._device)
+                model.eval()
+                self._tracker = (model, meta)
+            return self._tracker
+
+    def track(
+        self,
+        image_a: np.ndarray,
+        image_b: np.ndarray,
+        *,
+        detection_a: Detection | None = None,
+        detection_b: Detection | None = None,
+        progress: Progress | None = None,
+        cancel: Cancel | None = None,
+    ) -> Tracking:
+        """Flow from A to B, lesion matches, new and gone lesions (see core.tracking).
+
+        Detections not given are computed first (progress 0-0.35 for A, 0.35-0.7 for B).
+        """
+        from core import tracking
+
+        _check_image(image_a, "image_a")
+        _check_image(image_b, "image_b")
+        model, meta = self._load_tracker()
+        if detection_a is None:
+            detection_a = self.detect(image_a, progress=_scaled(progress, 0.0, 0.35), cancel=cancel)
+        if detection_b is None:
+            detection_b = self.detect(image_b, progress=_scaled(progress, 0.35, 0.7), cancel=cancel)
+        if cancel is not None and cancel():
+            raise Cancelled("tracking")
+        result = tracking.track(
+            model, model_info(meta), image_a, image_b, detection_a, detection_b, device=self._device
+        )
+        if progress is not None:
+            progress(1.0)
+        return result
+
+    def map_points(
+        self,
+        image_a: np.ndarray,
+        image_b: np.ndarray,
+        points: Sequence[Sequence[float]] | np.ndarray,
+    ) -> np.ndarray:
+        """Positions in B of ``points`` (N, 2) (x, y) of A: float64 (N, 2).
+
+        Uses the tracker's flow A -> B (``core.tracking.estimate_flow``), sampled
+        bilinearly at each point by ``core.tracking.map_points``.
+        """
+        from core import tracking
+
+        _check_image(image_a, "image_a")
+        _check_image(image_b, "image_b")
+        pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        model, _ = self._load_tracker()
+        flow = tracking.estimate_flow(model, image_a, image_b, device=self._device)
+        return tracking.map_points(flow, pts)

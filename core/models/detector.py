@@ -1,0 +1,142 @@
+"""The lesion detector: a fully convolutional network that labels every pixel.
+
+Classes per pixel: 0 background (skin, clothing, anything), 1 benign lesion,
+2 malignant lesion.
+
+Design (for CPU speed as much as accuracy):
+- a patchify stem (4x4 conv, stride 4) goes straight to stride 4: full-resolution
+  layers with few channels are memory-bound and waste time;
+- an encoder of plain 3x3 conv + BatchNorm + ReLU stages at strides 4, 8, 16 and 32
+  (dense 3x3 convs with channel counts that are multiples of 16 keep oneDNN/cuDNN
+  near their matrix-multiply speed; stride 32 gives a receptive field of several
+  hundred pixels, enough for lesions of ~6 to ~200 px);
+- a light decoder of 2x2 transposed convs ("deconv") with additive skip links back to
+  stride 4, a 1x1 head, and bilinear upsampling of the logits to full resolution.
+BatchNorm is folded into the convs for inference (:func:`core.models.layers.fuse_batchnorm`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.models.layers import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ConvBNAct,
+    DeconvBNAct,
+    Normalize,
+    fuse_batchnorm,
+)
+from core.models.registry import register
+
+CLASSES = ("background", "benign", "malignant")
+
+
+@register("lesion_fcn")
+class LesionFCN(nn.Module):
+    """Per-pixel background/benign/malignant logits for an RGB photo.
+
+    Input: float32 (B, 3, H, W) RGB in [0, 1] (normalised inside, buffers ``mean``/``std``).
+    ``forward`` returns logits (B, num_classes, H, W); ``logits_lowres`` returns them at
+    stride :attr:`output_stride` = 4, i.e. (B, num_classes, H / 4, W / 4), where output
+    pixel (i, j) is centred on input pixel (4 j + 1.5, 4 i + 1.5) (x, y).
+    H and W are padded (replicate) to a multiple of :attr:`size_multiple` = 32 inside.
+
+    widths: encoder channels at strides 4, 8, 16, 32.
+    depths: 3x3 convs per encoder stage after its (strided) entry.
+    decoder_widths: decoder channels at strides 16, 8, 4.
+    """
+
+    output_stride = 4
+    size_multiple = 32
+
+    def __init__(
+        self,
+        *,
+        widths: Sequence[int] = (32, 64, 128, 192),
+        depths: Sequence[int] = (2, 2, 2, 1),
+        decoder_widths: Sequence[int] = (64, 32, 32),
+        num_classes: int = 3,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+    ) -> None:
+        super().__init__()
+        if len(widths) != 4 or len(depths) != 4 or len(decoder_widths) != 3:
+            raise ValueError("widths and depths need 4 entries, decoder_widths 3")
+        w4, w8, w16, w32 = (int(w) for w in widths)
+        d16, d8, d4 = (int(w) for w in decoder_widths)
+        self.num_classes = int(num_classes)
+        self.normalize = Normalize(mean=mean, std=std)
+        self.stem = ConvBNAct(3, w4, kernel=4, stride=4)
+        stages = []
+        in_ch = w4
+        for index, (width, depth) in enumerate(zip((w4, w8, w16, w32), depths, strict=True)):
+            layers: list[nn.Module] = []
+            if index > 0:
+                layers.append(ConvBNAct(in_ch, width, stride=2))
+            layers += [ConvBNAct(width, width) for _ in range(int(depth))]
+            stages.append(nn.Sequential(*layers))
+            in_ch = width
+        #: encoder stages at strides 4, 8, 16, 32 (the tracker reuses stem + stages)
+        self.stages = nn.ModuleList(stages)
+        self.up16 = DeconvBNAct(w32, w16)
+        self.fuse16 = ConvBNAct(w16, d16)
+        self.up8 = DeconvBNAct(d16, w8)
+        self.fuse8 = ConvBNAct(w8, d8)
+        self.up4 = DeconvBNAct(d8, w4)
+        self.fuse4 = ConvBNAct(w4, d4)
+        self.head = nn.Conv2d(d4, self.num_classes, 1)
+
+    def _pad(self, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+        h, w = x.shape[-2:]
+        m = self.size_multiple
+        ph, pw = (-h) % m, (-w) % m
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        return x, h, w
+
+    def _encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = self.stem(self.normalize(x))
+        outputs = []
+        for stage in self.stages:
+            x = stage(x)
+            outputs.append(x)
+        return outputs
+
+    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Encoder outputs {"s4", "s8", "s16"}: (B, widths[i], H / s, W / s) for H, W
+        multiples of 32 (other sizes are padded at the bottom/right first)."""
+        x, _, _ = self._pad(x)
+        x = self.stem(self.normalize(x))
+        out = {}
+        for key, stage in zip(("s4", "s8", "s16"), self.stages[:3], strict=True):
+            x = stage(x)
+            out[key] = x
+        return out
+
+    def logits_lowres(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits at stride 4: (B, num_classes, ceil(H / 32) * 8, ceil(W / 32) * 8)."""
+        x, _, _ = self._pad(x)
+        e4, e8, e16, e32 = self._encode(x)
+        y = self.fuse16(self.up16(e32) + e16)
+        y = self.fuse8(self.up8(y) + e8)
+        y = self.fuse4(self.up4(y) + e4)
+        return self.head(y)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (B, num_classes, H, W): stride-4 logits upsampled bilinearly."""
+        h, w = x.shape[-2:]
+        logits = self.logits_lowres(x)
+        logits = F.interpolate(
+            logits, scale_factor=self.output_stride, mode="bilinear", align_corners=False
+        )
+        return logits[..., :h, :w]
+
+    def fuse_for_inference(self) -> LesionFCN:
+        """Fold BatchNorm into the convs (in place, eval mode); returns self."""
+        fuse_batchnorm(self)
+        return self

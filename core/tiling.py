@@ -1,0 +1,212 @@
+"""Tiled (sliding-window) inference of a per-pixel classifier on photos of any size.
+
+MONAI-style: the photo is cut into overlapping tiles of at most ``tile_size`` pixels
+(same shape for every tile of a photo, so they batch), the network's stride-4
+softmax probabilities of every tile are blended with smooth weights that ramp down
+(sin^2 / cos^2) over each overlap, and the blended map is upsampled bilinearly once
+to full resolution. Memory is bounded by one tile batch plus the stride-4 map plus the
+output heatmap (12 MP: 9 MB + 144 MB), whatever the photo size.
+
+The tile grid is fitted to the photo: per axis the fewest tiles with at least
+``overlap`` pixels of overlap, then the tile is shrunk to the smallest multiple of 32
+that still covers the photo with evenly spread tiles, so the work grows linearly with
+the pixel count instead of jumping by whole tiles.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from core.errors import Cancelled
+
+#: tile side multiple (the detector's size_multiple)
+TILE_MULTIPLE = 32
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """Tile placement along one axis, in full-resolution pixels.
+
+    starts: first pixel of every tile, multiples of ``stride``; tile i covers
+    ``[starts[i], starts[i] + size)`` of the photo padded at the end (replicate).
+    size: tile length, a multiple of 32.
+    padded: the extent the tiles cover, ``ceil(length / stride) * stride`` or, for a single
+    tile, its size: the low-resolution map has ``padded / stride`` pixels on this axis.
+    """
+
+    starts: tuple[int, ...]
+    size: int
+    padded: int
+
+
+def plan_axis(length: int, *, tile_size: int, overlap: int, stride: int = 4) -> TileGrid:
+    """Tiles for one axis of ``length`` pixels (see the module docstring).
+
+    ``tile_size`` must be a multiple of 32 and larger than ``2 * overlap``.
+    """
+    if length <= 0:
+        raise ValueError("image axis must be at least 1 pixel long")
+    if tile_size % TILE_MULTIPLE or tile_size <= 2 * overlap:
+        raise ValueError(f"tile_size {tile_size} must be a multiple of 32 and > 2 * overlap")
+    padded = math.ceil(length / stride) * stride
+    if padded <= tile_size:
+        size = math.ceil(padded / TILE_MULTIPLE) * TILE_MULTIPLE
+        return TileGrid(starts=(0,), size=size, padded=size)
+    count = math.ceil((padded - overlap) / (tile_size - overlap))
+    size = math.ceil((padded + (count - 1) * overlap) / count / TILE_MULTIPLE) * TILE_MULTIPLE
+    size = min(size, tile_size)
+    last = padded - size
+    starts = [round(last * i / (count - 1) / stride) * stride for i in range(count)]
+    starts[-1] = last
+    return TileGrid(starts=tuple(starts), size=size, padded=padded)
+
+
+def axis_weights(grid: TileGrid, stride: int = 4) -> list[np.ndarray]:
+    """Blending weights of every tile along one axis at the low (``stride``) resolution.
+
+    Each weight is 1 inside the tile and ramps down as sin^2 over the overlap with a
+    neighbour, so that the two ramps of an overlap sum to 1; sides at the photo's
+    border stay 1. All weights are > 0. float32 arrays of length ``grid.size / stride``.
+    """
+    n = grid.size // stride
+    weights = []
+    for i, start in enumerate(grid.starts):
+        w = np.ones(n, dtype=np.float64)
+        if i > 0:
+            ramp = (grid.starts[i - 1] + grid.size - start) // stride
+            if ramp > 0:
+                k = np.arange(ramp)
+                w[:ramp] = np.sin(0.5 * np.pi * (k + 0.5) / ramp) ** 2
+        if i + 1 < len(grid.starts):
+            ramp = (start + grid.size - grid.starts[i + 1]) // stride
+            if ramp > 0:
+                k = np.arange(ramp)
+                w[n - ramp :] = np.minimum(
+                    w[n - ramp :], np.cos(0.5 * np.pi * (k + 0.5) / ramp) ** 2
+                )
+        weights.append(np.maximum(w, 1e-4).astype(np.float32))
+    return weights
+
+
+def _extract(image: np.ndarray, x0: int, y0: int, tw: int, th: int, out: np.ndarray) -> None:
+    """Copy the tile at (x0, y0) of size (tw, th) into ``out`` (th, tw, 3), replicating edges."""
+    h, w = image.shape[:2]
+    x1, y1 = min(x0 + tw, w), min(y0 + th, h)
+    crop = image[y0:y1, x0:x1]
+    if crop.shape[0] == th and crop.shape[1] == tw:
+        out[...] = crop
+        return
+    out[...] = cv2.copyMakeBorder(
+        np.ascontiguousarray(crop),
+        0,
+        th - crop.shape[0],
+        0,
+        tw - crop.shape[1],
+        cv2.BORDER_REPLICATE,
+    )
+
+
+def upsample_probabilities(lowres: np.ndarray, height: int, width: int, stride: int) -> np.ndarray:
+    """Bilinear upsampling of a (h, w, C) float32 map at ``stride`` to (height, width, C).
+
+    Low-res pixel (i, j) is centred on full-res pixel (stride * j + (stride - 1) / 2, ...).
+    Convex weights, so per-pixel probabilities still sum to 1.
+    """
+    h, w = lowres.shape[:2]
+    if h * stride == height and w * stride == width:
+        out = cv2.resize(lowres, (width, height), interpolation=cv2.INTER_LINEAR)
+        return out.reshape(height, width, -1)
+    shift = (1.0 / stride - 1.0) / 2.0  # dst x -> src (x + 0.5) / stride - 0.5
+    matrix = np.array([[1.0 / stride, 0.0, shift], [0.0, 1.0 / stride, shift]])
+    out = cv2.warpAffine(
+        lowres,
+        matrix,
+        (width, height),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    return out.reshape(height, width, -1)  # cv2 drops a single channel axis
+
+
+def _lowres_logits(model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    fn = getattr(model, "logits_lowres", None)
+    return fn(batch) if fn is not None else model(batch)
+
+
+def tiled_heatmap(
+    model: torch.nn.Module,
+    image: np.ndarray,
+    *,
+    device: torch.device,
+    tile_size: int = 768,
+    overlap: int = 96,
+    batch_size: int | None = None,
+    progress: Callable[[float], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> np.ndarray:
+    """Per-pixel class probabilities of ``image`` by tiled inference.
+
+    model: in eval mode on ``device``; maps float (B, 3, h, w) RGB in [0, 1] to logits
+    at stride ``model.output_stride`` (via ``logits_lowres`` when it has one).
+    image: (H, W, 3) uint8 RGB, any size.
+    Returns float32 (H, W, C) softmax probabilities, each pixel's C values summing to 1.
+    On CUDA the network runs under autocast (bfloat16 where supported, else float16);
+    on the CPU in float32. ``progress(fraction)`` is called after each batch, and
+    ``cancel()`` is polled before each batch; when it returns True, :class:`Cancelled`
+    is raised.
+    """
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
+    height, width = image.shape[:2]
+    stride = int(getattr(model, "output_stride", 1))
+    gx = plan_axis(width, tile_size=tile_size, overlap=overlap, stride=stride)
+    gy = plan_axis(height, tile_size=tile_size, overlap=overlap, stride=stride)
+    wx, wy = axis_weights(gx, stride), axis_weights(gy, stride)
+    tiles = [(j, i) for j in range(len(gy.starts)) for i in range(len(gx.starts))]
+    if batch_size is None:
+        batch_size = 8 if device.type == "cuda" else 2
+    channels: int | None = None
+    acc: np.ndarray | None = None
+    sum_x = np.zeros(gx.padded // stride, dtype=np.float32)
+    sum_y = np.zeros(gy.padded // stride, dtype=np.float32)
+    for i, start in enumerate(gx.starts):
+        sum_x[start // stride : (start + gx.size) // stride] += wx[i]
+    for j, start in enumerate(gy.starts):
+        sum_y[start // stride : (start + gy.size) // stride] += wy[j]
+    tw, th = gx.size, gy.size
+    buffer = np.empty((batch_size, th, tw, 3), dtype=np.uint8)
+    use_amp = device.type == "cuda"
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    with torch.inference_mode():
+        for first in range(0, len(tiles), batch_size):
+            if cancel is not None and cancel():
+                raise Cancelled("detection")
+            chunk = tiles[first : first + batch_size]
+            for k, (j, i) in enumerate(chunk):
+                _extract(image, gx.starts[i], gy.starts[j], tw, th, buffer[k])
+            # (B, H, W, 3) -> (B, 3, H, W) view: channels_last memory, no copy
+            batch = torch.from_numpy(buffer[: len(chunk)]).permute(0, 3, 1, 2)
+            batch = batch.to(device, non_blocking=True).float().div_(255.0)
+            with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
+                logits = _lowres_logits(model, batch)
+            probs = F.softmax(logits.float(), dim=1).permute(0, 2, 3, 1).cpu().numpy()
+            if acc is None:
+                channels = probs.shape[3]
+                acc = np.zeros((gy.padded // stride, gx.padded // stride, channels), np.float32)
+            for k, (j, i) in enumerate(chunk):
+                y0, x0 = gy.starts[j] // stride, gx.starts[i] // stride
+                weight = wy[j][:, None, None] * wx[i][None, :, None]
+                region = acc[y0 : y0 + th // stride, x0 : x0 + tw // stride]
+                region += probs[k, : th // stride, : tw // stride] * weight
+            if progress is not None:
+                progress(min(1.0, (first + len(chunk)) / len(tiles)))
+    assert acc is not None and channels is not None
+    acc /= (sum_y[:, None] * sum_x[None, :])[:, :, None]
+    return upsample_probabilities(acc, height, width, stride)

@@ -1,0 +1,125 @@
+"""`lesionviewer analyze IMAGE... --json OUT [--overlay OUT] [--device D] [--model DIR]`.
+
+With one IMAGE, ``--json`` and ``--overlay`` name files. With several, they name
+folders (created if needed) that receive one ``<image stem>.json`` / ``<image stem>.png``
+per image (``-2``, ``-3``... appended when stems repeat). Each JSON is::
+
+    {"schema": 1, "image": {"width", "height"}, "model": {"name", "version", "sha256"},
+     "lesions": [{"id", "centroid": [x, y], "bbox": [x0, y0, x1, y1], "area_px",
+                  "score", "p_malignant"}]}
+
+Bad input (missing, corrupt or unsupported photo; bad model folder; unusable device)
+prints one line naming the file and the reason, and the exit code is 2. With several
+images the good ones are still analysed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from core.errors import LesionViewerError
+from core.io import load_photo, save_rgb
+from core.types import Detection
+
+SCHEMA = 1
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="photo files")
+    parser.add_argument(
+        "--json", required=True, metavar="OUT", help="JSON file (one image) or folder (several)"
+    )
+    parser.add_argument(
+        "--overlay", metavar="OUT", help="overlay PNG file (one image) or folder (several)"
+    )
+    parser.add_argument(
+        "--device",
+        dest="analyze_device",
+        choices=("auto", "cpu", "cuda"),
+        default=None,
+        help="compute device (default: auto, CUDA when available)",
+    )
+    parser.add_argument(
+        "--model", metavar="DIR", help="detector model folder (default: the shipped one)"
+    )
+
+
+def detection_json(detection: Detection) -> dict:
+    """The ``analyze`` JSON document (schema 1) of one detection."""
+    height, width = detection.shape
+    return {
+        "schema": SCHEMA,
+        "image": {"width": int(width), "height": int(height)},
+        "model": detection.model.to_json(),
+        "lesions": [lesion.to_json() for lesion in detection.lesions],
+    }
+
+
+def _write_json(path: Path, document: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(document, handle, indent=2)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _outputs(images: list[Path], target: str, suffix: str) -> list[Path]:
+    """Output path per image: ``target`` itself for one image, else target/<stem><suffix>."""
+    if len(images) == 1:
+        return [Path(target)]
+    folder = Path(target)
+    seen: dict[str, int] = {}
+    paths = []
+    for image in images:
+        count = seen.get(image.stem, 0) + 1
+        seen[image.stem] = count
+        name = image.stem if count == 1 else f"{image.stem}-{count}"
+        paths.append(folder / f"{name}{suffix}")
+    return paths
+
+
+def run(args: argparse.Namespace) -> int:
+    from core.analyzer import Analyzer
+    from core.overlay import detection_overlay
+
+    device = args.analyze_device or getattr(args, "device", None) or "auto"
+    images = [Path(p) for p in args.images]
+    json_paths = _outputs(images, args.json, ".json")
+    overlay_paths = _outputs(images, args.overlay, ".png") if args.overlay else None
+    if len(images) > 1 and Path(args.json).is_file():
+        print(f"lesionviewer: {args.json}: must be a folder for several images", file=sys.stderr)
+        return 2
+    try:
+        analyzer = Analyzer.load(device, detector=args.model)
+    except (RuntimeError, ValueError) as exc:  # device unavailable or unknown
+        print(f"lesionviewer: device {device}: {exc}", file=sys.stderr)
+        return 2
+    status = 0
+    for index, image_path in enumerate(images):
+        try:
+            image = load_photo(image_path)
+            detection = analyzer.detect(image)
+            _write_json(json_paths[index], detection_json(detection))
+            if overlay_paths is not None:
+                overlay_paths[index].parent.mkdir(parents=True, exist_ok=True)
+                save_rgb(overlay_paths[index], detection_overlay(image, detection))
+        except LesionViewerError as exc:
+            print(f"lesionviewer: {exc}", file=sys.stderr)
+            status = 2
+            continue
+        except OSError as exc:
+            print(f"lesionviewer: {image_path.name}: cannot write output ({exc})", file=sys.stderr)
+            status = 2
+            continue
+        print(f"{image_path.name}: {len(detection.lesions)} lesions -> {json_paths[index]}")
+    return status

@@ -1,0 +1,76 @@
+"""Post-processing: synthetic heatmaps with known regions."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from core.postprocess import PostprocessConfig, find_lesions
+
+
+def _heatmap(h: int = 120, w: int = 160) -> np.ndarray:
+    heat = np.zeros((h, w, 3), np.float32)
+    heat[:, :, 0] = 1.0
+    return heat
+
+
+def _paint(heat: np.ndarray, mask: np.ndarray, p_ben: float, p_mal: float) -> None:
+    heat[mask] = (1.0 - p_ben - p_mal, p_ben, p_mal)
+
+
+def _disc(shape: tuple[int, int], cx: int, cy: int, r: int) -> np.ndarray:
+    mask = np.zeros(shape, np.uint8)
+    cv2.circle(mask, (cx, cy), r, 1, -1)
+    return mask.astype(bool)
+
+
+def test_regions_have_geometry_scores_and_order() -> None:
+    heat = _heatmap()
+    malignant = _disc(heat.shape[:2], 40, 50, 10)
+    benign = np.zeros(heat.shape[:2], bool)
+    benign[80:90, 100:130] = True
+    _paint(heat, malignant, 0.1, 0.8)
+    _paint(heat, benign, 0.6, 0.1)
+    lesions = find_lesions(heat)
+    assert [lesion.id for lesion in lesions] == [1, 2]
+    first, second = lesions
+    assert first.score == pytest.approx(0.9, abs=1e-4)
+    assert first.p_malignant == pytest.approx(0.8 / 0.9, abs=1e-4)
+    assert first.centroid == pytest.approx((40, 50), abs=0.5)
+    assert first.area_px == malignant.sum()
+    assert second.bbox == (100, 80, 130, 90)  # x1, y1 exclusive
+    assert second.p_malignant == pytest.approx(1 / 7, abs=1e-4)
+    xs, ys = second.contour[:, 0], second.contour[:, 1]
+    assert (xs.min(), ys.min(), xs.max(), ys.max()) == (100, 80, 129, 89)
+
+
+def test_specks_are_dropped_and_faint_regions_need_a_strong_core() -> None:
+    heat = _heatmap()
+    speck = np.zeros(heat.shape[:2], bool)
+    speck[10:12, 10:12] = True  # 4 px
+    faint = _disc(heat.shape[:2], 120, 30, 8)  # below the high threshold everywhere
+    halo = _disc(heat.shape[:2], 60, 80, 12)
+    core = _disc(heat.shape[:2], 60, 80, 4)
+    _paint(heat, speck, 0.9, 0.05)
+    _paint(heat, faint, 0.2, 0.2)
+    _paint(heat, halo, 0.2, 0.15)
+    _paint(heat, core, 0.5, 0.4)
+    lesions = find_lesions(heat, PostprocessConfig(high=0.5, low=0.3, min_area_px=12))
+    assert len(lesions) == 1
+    assert lesions[0].area_px == pytest.approx(halo.sum(), rel=0.02)  # hysteresis keeps halo
+
+
+def test_fragments_split_by_a_thin_gap_merge() -> None:
+    heat = _heatmap()
+    blob = _disc(heat.shape[:2], 80, 60, 15)
+    blob[:, 79:81] = False  # a hair across the lesion
+    _paint(heat, blob, 0.7, 0.2)
+    assert len(find_lesions(heat, PostprocessConfig(merge_px=3))) == 1
+    assert len(find_lesions(heat, PostprocessConfig(merge_px=0))) == 2
+
+
+def test_empty_heatmap_gives_no_lesions() -> None:
+    assert find_lesions(_heatmap()) == ()
+    with pytest.raises(ValueError):
+        find_lesions(np.zeros((10, 10), np.float32))

@@ -1,0 +1,117 @@
+"""Tiled inference: grid planning, blending weights, equality with a whole-image pass."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from core.errors import Cancelled
+from core.tiling import axis_weights, plan_axis, tiled_heatmap, upsample_probabilities
+
+
+class LocalModel(torch.nn.Module):
+    """Stride-4 logits that depend only on each 4x4 block: tiling must not change them."""
+
+    output_stride = 4
+
+    def logits_lowres(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = F.avg_pool2d(x, 4)
+        return torch.stack(
+            [4 * pooled[:, 0] - 2, 3 * pooled[:, 1], 5 * pooled[:, 2] * pooled[:, 0]], dim=1
+        )
+
+
+def _reference(image: np.ndarray) -> np.ndarray:
+    """Whole-image pass of LocalModel at stride 4, upsampled like the tiler does."""
+    h, w = image.shape[:2]
+    ph, pw = -(-h // 4) * 4, -(-w // 4) * 4
+    padded = np.pad(image, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge")
+    x = torch.from_numpy(padded).permute(2, 0, 1)[None].float() / 255
+    probs = LocalModel().logits_lowres(x).softmax(1)[0].permute(1, 2, 0).numpy()
+    return upsample_probabilities(np.ascontiguousarray(probs), h, w, 4)
+
+
+@pytest.mark.parametrize("length", [1, 31, 100, 128, 129, 500, 1001])
+def test_plan_axis_covers_the_axis_with_overlap(length: int) -> None:
+    grid = plan_axis(length, tile_size=128, overlap=32)
+    assert grid.size % 32 == 0 and grid.size <= max(128, -(-length // 32) * 32)
+    assert grid.starts[0] == 0 and grid.starts[-1] + grid.size >= length
+    assert all(s % 4 == 0 for s in grid.starts)
+    for a, b in zip(grid.starts, grid.starts[1:], strict=False):
+        assert a + grid.size - b >= 32  # at least the requested overlap
+    assert grid.padded // 4 * 4 == grid.padded
+
+
+def test_weights_form_a_partition_of_unity() -> None:
+    grid = plan_axis(1001, tile_size=128, overlap=32)
+    total = np.zeros(grid.padded // 4)
+    for start, w in zip(grid.starts, axis_weights(grid), strict=True):
+        assert w.min() > 0 and w.max() <= 1
+        total[start // 4 : start // 4 + len(w)] += w
+    np.testing.assert_allclose(total, 1.0, atol=1e-5)
+
+
+def test_work_grows_linearly_with_pixels() -> None:
+    def work(w: int, h: int) -> int:
+        gx = plan_axis(w, tile_size=768, overlap=96)
+        gy = plan_axis(h, tile_size=768, overlap=96)
+        return len(gx.starts) * len(gy.starts) * gx.size * gy.size
+
+    assert 3.5 <= work(6000, 4000) / work(3000, 2000) <= 4.5
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (200, 330), (301, 129)])
+def test_tiling_equals_whole_image_pass_for_a_local_model(shape: tuple[int, int]) -> None:
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    heatmap = tiled_heatmap(
+        LocalModel(), image, device=torch.device("cpu"), tile_size=96, overlap=32, batch_size=3
+    )
+    assert heatmap.shape == (*shape, 3) and heatmap.dtype == np.float32
+    np.testing.assert_allclose(heatmap.sum(axis=2), 1.0, atol=1e-5)
+    np.testing.assert_allclose(heatmap, _reference(image), atol=1e-5)
+
+
+def test_progress_and_cancel() -> None:
+    image = np.zeros((300, 300, 3), np.uint8)
+    seen: list[float] = []
+    tiled_heatmap(
+        LocalModel(),
+        image,
+        device=torch.device("cpu"),
+        tile_size=96,
+        overlap=32,
+        batch_size=2,
+        progress=seen.append,
+    )
+    assert seen == sorted(seen) and seen[-1] == 1.0 and len(seen) > 2
+    calls = []
+
+    def cancel() -> bool:
+        calls.append(1)
+        return len(calls) > 2
+
+    with pytest.raises(Cancelled):
+        tiled_heatmap(
+            LocalModel(),
+            image,
+            device=torch.device("cpu"),
+            tile_size=96,
+            overlap=32,
+            batch_size=2,
+            cancel=cancel,
+        )
+    assert len(calls) == 3
+
+
+def test_upsampling_puts_block_centres_in_place() -> None:
+    low = np.zeros((4, 4, 1), np.float32)
+    low[1, 2, 0] = 1.0
+    up = upsample_probabilities(low, 16, 16, 4)
+    # block (row 1, col 2) covers x 8..11, y 4..7; its centre (9.5, 5.5) is the peak
+    ys, xs = np.nonzero(up[:, :, 0] == up[:, :, 0].max())
+    assert set(xs) <= {9, 10} and set(ys) <= {5, 6}
+    odd = upsample_probabilities(low, 15, 14, 4)  # not a multiple of 4: same alignment
+    np.testing.assert_allclose(odd[:, :, 0], up[:15, :14, 0], atol=0.04)
