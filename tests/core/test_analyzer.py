@@ -1,0 +1,75 @@
+"""Analyzer on a small random model folder: loading, detect, progress, cancel, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from core.analyzer import Analyzer
+from core.errors import Cancelled, ModelError
+from core.model_folder import load_model_folder
+from core.tiling import tiled_heatmap
+from tests.core.detector_fixtures import make_model_folder
+
+
+@pytest.fixture(scope="module")
+def analyzer(tmp_path_factory: pytest.TempPathFactory) -> Analyzer:
+    folder = tmp_path_factory.mktemp("models") / "detector"
+    make_model_folder(folder, seed=2, meta={"postprocess": {"min_area_px": 30}})
+    return Analyzer.load("cpu", detector=folder)
+
+
+def _photo(h: int = 150, w: int = 230) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def test_detect_returns_heatmap_lesions_and_model_identity(analyzer: Analyzer) -> None:
+    detection = analyzer.detect(_photo())
+    assert detection.heatmap.shape == (150, 230, 3) and detection.heatmap.dtype == np.float32
+    np.testing.assert_allclose(detection.heatmap.sum(axis=2), 1.0, atol=1e-4)
+    assert detection.model == analyzer.detector_info
+    assert analyzer.detector_info.name == "test-detector"
+    assert len(analyzer.detector_info.sha256) == 64
+    assert analyzer.device == torch.device("cpu")
+    assert analyzer.postprocess.min_area_px == 30 and analyzer.tile_size == 128
+    assert all(lesion.area_px >= 30 for lesion in detection.lesions)
+    assert [lesion.id for lesion in detection.lesions] == list(range(1, len(detection.lesions) + 1))
+
+
+def test_fused_inference_matches_the_unfused_model(analyzer: Analyzer, tmp_path: Path) -> None:
+    folder = tmp_path / "det"
+    make_model_folder(folder, seed=2)
+    model, meta = load_model_folder(folder, "cpu")
+    photo = _photo()
+    reference = tiled_heatmap(model, photo, device=torch.device("cpu"), tile_size=128, overlap=32)
+    np.testing.assert_allclose(analyzer.heatmap(photo), reference, atol=1e-4)
+
+
+def test_progress_reaches_one_and_cancel_stops(analyzer: Analyzer) -> None:
+    seen: list[float] = []
+    analyzer.detect(_photo(300, 300), progress=seen.append)
+    assert seen[-1] == 1.0 and seen == sorted(seen)
+    with pytest.raises(Cancelled):
+        analyzer.detect(_photo(300, 300), cancel=lambda: True)
+
+
+def test_bad_images_and_missing_models(analyzer: Analyzer, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="uint8"):
+        analyzer.detect(np.zeros((10, 10, 3), np.float32))
+    with pytest.raises(ValueError, match="RGB"):
+        analyzer.detect(np.zeros((10, 10), np.uint8))
+    with pytest.raises(ModelError, match="not found"):
+        Analyzer.load("cpu", detector=tmp_path / "nothing")
+    bad = Analyzer.load("cpu", detector=analyzer_folder(tmp_path), tracker=tmp_path / "none")
+    with pytest.raises(ModelError):
+        bad.tracker_info  # noqa: B018  (loads the tracker lazily)
+
+
+def analyzer_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "det2"
+    make_model_folder(folder, seed=4)
+    return folder

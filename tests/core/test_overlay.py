@@ -1,0 +1,43 @@
+"""Overlay colours: malignant red, benign yellow, background untouched, outlines drawn."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core.overlay import detection_overlay
+from core.postprocess import find_lesions
+from core.types import Detection, ModelInfo
+
+
+def _detection() -> tuple[np.ndarray, Detection]:
+    image = np.full((200, 300, 3), 128, np.uint8)
+    heat = np.zeros((200, 300, 3), np.float32)
+    heat[:, :, 0] = 1
+    heat[60:120, 40:100] = (0.05, 0.05, 0.9)  # malignant
+    heat[60:120, 180:240] = (0.05, 0.9, 0.05)  # benign
+    info = ModelInfo("m", "1", "0" * 64)
+    return image, Detection(heatmap=heat, lesions=find_lesions(heat), model=info)
+
+
+def test_heat_colours_and_untouched_background() -> None:
+    image, detection = _detection()
+    out = detection_overlay(image, detection, legend=False)
+    assert out.shape == image.shape and out.dtype == np.uint8
+    r, g, b = out[90, 70].astype(int)
+    assert r > 170 and g < 100 and b < 100  # red
+    r, g, b = out[90, 210].astype(int)
+    assert r > 170 and g > 150 and b < 100  # yellow
+    assert (out[180, 150] == 128).all()  # far from any lesion
+    assert (image == 128).all()  # input not modified
+
+
+def test_outlines_and_legend_are_drawn() -> None:
+    image, detection = _detection()
+    plain = detection_overlay(image, detection, legend=False)
+    no_outlines = Detection(heatmap=detection.heatmap, lesions=(), model=detection.model)
+    heat_only = detection_overlay(image, no_outlines, legend=False)
+    # the outline (red, on a black rim) runs along the malignant square's top border
+    assert not np.array_equal(plain[60, 45:95], heat_only[60, 45:95])
+    assert (plain[60, 50:90, 0] > 150).all() and (plain[60, 50:90, 1] < 100).all()
+    with_legend = detection_overlay(image, detection)
+    assert not np.array_equal(with_legend[:20, :20], plain[:20, :20])
