@@ -69,7 +69,7 @@ def _affine(
     return m, scale
 
 
-def _colour_jitter(image: np.ndarray, rng: np.random.Generator, recipe: CropRecipe) -> np.ndarray:
+def colour_jitter(image: np.ndarray, rng: np.random.Generator, recipe: CropRecipe) -> np.ndarray:
     """Photometric jitter of an RGB uint8 crop (camera, light and skin-tone variation)."""
     s = recipe.colour
     x = image.astype(np.float32) / 255.0
@@ -129,7 +129,7 @@ def random_crops(
             flags=cv2.INTER_NEAREST,
             borderMode=cv2.BORDER_REFLECT_101,
         )
-        images[k] = _colour_jitter(images[k], rng, recipe)
+        images[k] = colour_jitter(images[k], rng, recipe)
     return images, labels
 
 

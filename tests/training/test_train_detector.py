@@ -1,0 +1,122 @@
+"""`lesion-train detector` end to end on tiny toy photos: model folder, resume, loss."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import training.train_detector as td
+from core.model_folder import load_model_folder
+from tests.training.detector_standins import TINY_CONFIG, use_toy_data
+from training.train_detector import DetectorLoss, configure, run
+
+
+def _args(tmp_path: Path, config: dict, *extra: str) -> argparse.Namespace:
+    """Parsed arguments; sys.argv is set as `lesion-train detector ...` would set it."""
+    cfg_path = tmp_path / "detector.json"
+    cfg_path.write_text(json.dumps(config))
+    argv = [
+        "--config", str(cfg_path),
+        "--out", str(tmp_path / "model"),
+        "--work-dir", str(tmp_path / "work"),
+        "--device", "cpu",
+        "--threads", "1",
+        *extra,
+    ]  # fmt: skip
+    sys.argv = ["/some/bin/lesion-train", "detector", *argv]
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    return parser.parse_args(argv)
+
+
+@pytest.fixture(autouse=True)
+def _keep_argv(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+
+
+def test_loss_prefers_right_labels_and_weights_lesions() -> None:
+    loss_fn = DetectorLoss([1.0, 3.0, 3.0], dice_weight=1.0)
+    target = torch.zeros(1, 8, 8, dtype=torch.int64)
+    target[0, 2:4, 2:4] = 2
+    right = torch.full((1, 3, 8, 8), -4.0)
+    right[:, 0] = 4.0
+    right[0, :, 2:4, 2:4] = torch.tensor([-4.0, -4.0, 4.0])[:, None, None]
+    wrong = torch.full((1, 3, 8, 8), -4.0)
+    wrong[:, 0] = 4.0  # misses the lesion entirely
+    assert float(loss_fn(right, target)) < 0.1 < float(loss_fn(wrong, target))
+    # the Dice term is what punishes a missed lesion beyond its few pixels' CE
+    ce_only = DetectorLoss([1.0, 3.0, 3.0], dice_weight=0.0)
+    assert float(loss_fn(wrong, target)) > float(ce_only(wrong, target)) + 0.4
+
+
+def test_train_writes_complete_model_folder_and_resume_is_exact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_toy_data(monkeypatch.setattr)
+    config = copy.deepcopy(TINY_CONFIG)
+    straight = tmp_path / "straight"
+    straight.mkdir()
+    assert run(_args(straight, config)) == 0
+    model, meta = load_model_folder(straight / "model")  # checks the SHA-256
+    assert meta["name"] == "detector" and meta["architecture"] == "lesion_fcn"
+    assert meta["classes"] == ["background", "benign", "malignant"]
+    assert meta["tile"] == {"size": 128, "overlap": 16}
+    training = meta["training"]
+    assert training["command"].startswith("lesion-train detector --config ")
+    assert training["seed"] == 7
+    assert training["config"]["model"] == config["model"]
+    assert [h["epoch"] for h in training["history"]] == [1, 2]
+    assert training["crops_seen"] == 2 * 2 * 2 * 2  # epochs x steps x photos x crops
+    assert {"val_recall", "val_ap", "val_nll"} <= set(meta["metrics"]["validation"])
+    assert meta["data"]["distinct_train_photos"] == 8 and meta["data"]["val_seed"] == 2
+    assert "normalisation" in meta["input"]
+    assert (straight / "work" / "checkpoint_last.pt").is_file()
+
+    # the same run stopped after epoch 1 and resumed ends with the same weights
+    interrupted = tmp_path / "interrupted"
+    interrupted.mkdir()
+    real_epoch = td.train_one_epoch
+    calls = {"n": 0}
+
+    def stop_in_second_epoch(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real_epoch(*a, **k)
+
+    monkeypatch.setattr(td, "train_one_epoch", stop_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        run(_args(interrupted, config))
+    assert not (interrupted / "model").exists()
+    monkeypatch.setattr(td, "train_one_epoch", real_epoch)
+    assert run(_args(interrupted, config, "--resume")) == 0
+    resumed, resumed_meta = load_model_folder(interrupted / "model")
+    assert resumed_meta["sha256"] == meta["sha256"]
+    for (name, a), b in zip(model.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_resume_refuses_other_recipe_and_missing_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.errors import DataError, ModelError
+
+    use_toy_data(monkeypatch.setattr)
+    config = copy.deepcopy(TINY_CONFIG)
+    config["train"]["epochs"] = 1
+    with pytest.raises(ModelError, match="no checkpoint"):
+        run(_args(tmp_path, config, "--resume"))
+    assert run(_args(tmp_path, config, "--steps", "1")) == 0
+    with pytest.raises(ModelError, match="different config"):
+        run(_args(tmp_path, config, "--resume", "--epochs", "3"))
+    (tmp_path / "broken.json").write_text("{not json")
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    with pytest.raises(DataError, match="broken.json"):
+        run(parser.parse_args(["--config", str(tmp_path / "broken.json")]))
