@@ -21,6 +21,9 @@ import numpy as np
 from core.types import Lesion
 
 BENIGN, MALIGNANT = 1, 2
+#: True lesions smaller than this (equivalent diameter, px) are "don't care" in evaluation:
+#: the detector is specified for lesions of ~6 to ~200 px.
+MIN_DIAMETER_PX = 6.0
 
 
 def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -175,17 +178,46 @@ def instance_classes(instance_map: np.ndarray, class_map: np.ndarray) -> dict[in
     return out
 
 
+def _drop_small(match: ImageMatch, instance_map: np.ndarray, min_diameter_px: float) -> ImageMatch:
+    """Forget true instances whose equivalent diameter is below ``min_diameter_px`` and the
+    predictions matched to them (neither hits nor false positives: "don't care")."""
+    ids, areas = np.unique(instance_map[instance_map > 0], return_counts=True)
+    small = {
+        int(k)
+        for k, a in zip(ids, areas, strict=True)
+        if 2.0 * np.sqrt(a / np.pi) < min_diameter_px
+    }
+    if not small:
+        return match
+    return ImageMatch(
+        pairs=tuple(p for p in match.pairs if p[1] not in small),
+        false_positives=match.false_positives,
+        missed=tuple(k for k in match.missed if k not in small),
+    )
+
+
 class LesionDetectionMetric:
     """Accumulates lesion-level results over images: ``update`` per image, ``aggregate``, ``reset``.
+
+    True lesions with an equivalent-circle diameter below ``min_diameter_px`` are "don't
+    care": not counted as missed when no prediction finds them, and a prediction matched to
+    one is not counted at all (neither a hit nor a false positive).
 
     ``update(lesions, instance_map, classes)``: ``lesions`` the predicted regions of one
     image, ``instance_map`` (H, W) int with 0 = no lesion, ``classes`` the true class of
     each instance id (1 benign, 2 malignant), e.g. from ``instance_classes``.
     """
 
-    def __init__(self, *, max_fp_per_image: float = 0.5, min_iou: float = 0.1) -> None:
+    def __init__(
+        self,
+        *,
+        max_fp_per_image: float = 0.5,
+        min_iou: float = 0.1,
+        min_diameter_px: float = 0.0,
+    ) -> None:
         self.max_fp_per_image = max_fp_per_image
         self.min_iou = min_iou
+        self.min_diameter_px = min_diameter_px
         self.reset()
 
     def reset(self) -> None:
@@ -204,6 +236,8 @@ class LesionDetectionMetric:
     ) -> ImageMatch:
         """Match one image's predictions and record the outcome; returns the matching."""
         match = match_lesions_to_instances(lesions, instance_map, min_iou=self.min_iou)
+        if self.min_diameter_px > 0:
+            match = _drop_small(match, instance_map, self.min_diameter_px)
         self._n_images += 1
         self._n_true += len(match.pairs) + len(match.missed)
         for i, k in match.pairs:

@@ -40,7 +40,7 @@ from core.errors import DataError, ModelError
 from training import distributed as dist_utils
 from training.detector_crops import CropDataset, CropRecipe, collate_crops
 from training.detector_data import ValidationSet, data_summary, detection_dataset
-from training.metrics import LesionDetectionMetric
+from training.metrics import MIN_DIAMETER_PX, LesionDetectionMetric
 
 DEFAULT_CONFIG = Path("training/configs/detector.json")
 CLASSES = ("background", "benign", "malignant")
@@ -261,7 +261,7 @@ def validate(
     from core.tiling import tiled_heatmap
 
     model.eval()
-    metric = LesionDetectionMetric()
+    metric = LesionDetectionMetric(min_diameter_px=MIN_DIAMETER_PX)
     post = PostprocessConfig.from_json(inference.get("postprocess"))
     nll = []
     for photo in val:

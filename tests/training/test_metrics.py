@@ -111,3 +111,18 @@ def test_metric_accumulates_and_resets() -> None:
     assert (recall, fp, thr) == (pytest.approx(2 / 3), 0.0, 0.8)
     metric.reset()
     assert metric.aggregate()["n_images"] == 0
+
+
+def test_small_true_lesions_are_dont_care() -> None:
+    inst, cls = _scene()  # instance 2 is 4x4 px: equivalent diameter 4.5 px
+    classes = instance_classes(inst, cls)
+    lesions = [
+        _box_lesion(1, 11, 11, 21, 21, score=0.9, p_mal=0.2),
+        _box_lesion(2, 50, 30, 54, 34, score=0.8, p_mal=0.7),  # finds the small one
+    ]
+    metric = LesionDetectionMetric(min_diameter_px=6.0)
+    metric.update(lesions, inst, classes)
+    metric.update([], inst, classes)  # misses all: the small one is not counted missed
+    out = metric.aggregate()
+    assert out["n_true"] == 4 and out["n_predicted"] == 1 and out["fp_per_image"] == 0.0
+    assert out["recall"] == pytest.approx(1 / 4)
