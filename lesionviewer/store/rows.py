@@ -91,7 +91,8 @@ def lesion(row: Row) -> LesionRecord:
 
 
 def observation(row: Row) -> Observation:
-    outline = tuple((float(x), float(y)) for x, y in json.loads(row["outline"]))
+    # outlines are written as JSON floats (repository.outline_json), so no conversion
+    outline = tuple(map(tuple, json.loads(row["outline"])))
     return Observation(
         id=row["id"],
         lesion_id=row["lesion_id"],
