@@ -1,0 +1,231 @@
+"""Plain, Qt-free data the views draw: the views adapt these, the store adapter makes them.
+
+Coordinates are photo pixels as displayed (after EXIF orientation), x right, y down,
+pixel centres at integer coordinates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.types import Lesion
+
+#: p_malignant at or above which a lesion is drawn and flagged as malignant.
+MALIGNANT_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class LesionMark:
+    """One lesion as seen on one photo (an observation).
+
+    observation_id: the store's observation id (the key of every correction).
+    lesion_id: the stable identity across visits, or None when not linked.
+    label: short display label such as "L7".
+    contour: (N, 2) float or int array of (x, y) outline vertices, a closed polygon.
+    centroid: (x, y) float pixels; bbox: (x0, y0, x1, y1) int pixels, x1/y1 exclusive.
+    area_px: area in pixels; score: P(lesion) in [0, 1];
+    p_malignant: P(malignant | lesion) in [0, 1].
+    manual: drawn by a clinician rather than found by the detector.
+    class_override: None, "benign" or "malignant" (a clinician's class change).
+    """
+
+    observation_id: int
+    lesion_id: int | None
+    label: str
+    contour: np.ndarray = field(repr=False, compare=False)
+    centroid: tuple[float, float]
+    bbox: tuple[int, int, int, int]
+    area_px: float
+    score: float
+    p_malignant: float
+    manual: bool = False
+    class_override: str | None = None
+
+    @property
+    def malignant(self) -> bool:
+        """The effective class: the clinician's override, else p_malignant >= 0.5."""
+        if self.class_override is not None:
+            return self.class_override == "malignant"
+        return self.p_malignant >= MALIGNANT_THRESHOLD
+
+    @classmethod
+    def from_lesion(cls, lesion: Lesion, *, observation_id: int | None = None) -> LesionMark:
+        """A mark for a freshly detected ``core.types.Lesion`` (label = its number)."""
+        return cls(
+            observation_id=lesion.id if observation_id is None else observation_id,
+            lesion_id=None,
+            label=str(lesion.id),
+            contour=np.asarray(lesion.contour),
+            centroid=(float(lesion.centroid[0]), float(lesion.centroid[1])),
+            bbox=tuple(int(v) for v in lesion.bbox),  # type: ignore[arg-type]
+            area_px=float(lesion.area_px),
+            score=float(lesion.score),
+            p_malignant=float(lesion.p_malignant),
+        )
+
+
+@dataclass(frozen=True)
+class PhotoData:
+    """A stored photo and what is known on it.
+
+    path: the photo file (read with core.load_photo off the GUI thread).
+    size: (width, height) in pixels as displayed, when known.
+    heatmap: float32 or uint8 (h, w, 3) (p background, p benign, p malignant; uint8 means
+        probability * 255) at any resolution; it is stretched over the photo. None when the
+        photo was not analysed in a way that kept the heatmap.
+    heatmap_file: a cached heatmap (lesionviewer.app.heatmap_cache) read off the GUI
+        thread when ``heatmap`` is None.
+    """
+
+    photo_id: int
+    path: Path
+    body_site: str
+    visit_label: str
+    marks: tuple[LesionMark, ...] = ()
+    heatmap: np.ndarray | None = field(default=None, repr=False, compare=False)
+    size: tuple[int, int] | None = None
+    model: str = ""
+    heatmap_file: Path | None = None
+
+    def mark(self, observation_id: int) -> LesionMark | None:
+        for m in self.marks:
+            if m.observation_id == observation_id:
+                return m
+        return None
+
+
+#: How a matched lesion changed, worst first: the colour of its line in the compare view.
+CHANGE_LEVELS = ("changed", "watch", "stable")
+
+
+@dataclass(frozen=True)
+class CompareLink:
+    """One lesion seen at both visits.
+
+    level: one of CHANGE_LEVELS; area_ratio = area B / area A (flow corrected);
+    p_malignant_change = p_malignant B - A; confidence of the match in [0, 1].
+    """
+
+    a: LesionMark
+    b: LesionMark
+    level: str
+    area_ratio: float
+    p_malignant_change: float
+    confidence: float = 1.0
+
+
+@dataclass(frozen=True)
+class CompareData:
+    """Two photos of one body site from two visits, and the lesions joining them."""
+
+    photo_a: PhotoData
+    photo_b: PhotoData
+    links: tuple[CompareLink, ...]
+    new_in_b: tuple[LesionMark, ...]
+    gone_from_a: tuple[LesionMark, ...]
+
+
+@dataclass(frozen=True)
+class FlagItem:
+    """One row of the compare view's list: why a lesion is flagged, worst first."""
+
+    rank: int
+    reason: str
+    text: str
+    mark_a: LesionMark | None
+    mark_b: LesionMark | None
+
+
+def change_level(changed: bool, area_ratio: float, p_malignant_change: float) -> str:
+    """The colour class of a match: "changed" when the change rule flags it, "watch" when
+    its area moved by more than 10 % or p_malignant by more than 0.1, else "stable"."""
+    if changed:
+        return "changed"
+    if abs(area_ratio - 1.0) > 0.1 or abs(p_malignant_change) > 0.1:
+        return "watch"
+    return "stable"
+
+
+def flagged_items(data: CompareData) -> list[FlagItem]:
+    """Every lesion of a comparison, flagged ones first: new, changed, high p_malignant,
+    then gone, then the rest (ordered by p_malignant, highest first, within a group)."""
+    items: list[FlagItem] = []
+    for m in data.new_in_b:
+        items.append(
+            FlagItem(0, "new", f"{m.label}  NEW, p malignant {m.p_malignant:.2f}", None, m)
+        )
+    for link in data.links:
+        b = link.b
+        if link.level == "changed":
+            rank, reason = 1, "changed"
+        elif b.malignant:
+            rank, reason = 2, "malignant"
+        elif link.level == "watch":
+            rank, reason = 4, "watch"
+        else:
+            rank, reason = 5, "stable"
+        text = (
+            f"{b.label}  {reason.upper()}, area x{link.area_ratio:.2f}, "
+            f"p malignant {b.p_malignant:.2f} ({link.p_malignant_change:+.2f})"
+        )
+        items.append(FlagItem(rank, reason, text, link.a, b))
+    for m in data.gone_from_a:
+        items.append(FlagItem(3, "gone", f"{m.label}  GONE", m, None))
+
+    def p_of(item: FlagItem) -> float:
+        mark = item.mark_b or item.mark_a
+        return mark.p_malignant if mark is not None else 0.0
+
+    items.sort(key=lambda it: (it.rank, -p_of(it)))
+    return items
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One sighting of a lesion: the photo and the observation on it."""
+
+    visit_label: str
+    visit_ordinal: float
+    photo_id: int
+    photo_path: Path
+    observation_id: int
+    bbox: tuple[int, int, int, int]
+    centroid: tuple[float, float]
+    area_px: float
+    p_malignant: float
+    area_mm2: float | None = None
+
+
+@dataclass(frozen=True)
+class LesionHistory:
+    """A lesion across visits: entries in visit order (visit_ordinal ascending, in days)."""
+
+    lesion_id: int
+    label: str
+    body_site: str
+    status: str
+    notes: str
+    biopsy: str
+    entries: tuple[HistoryEntry, ...]
+
+
+@dataclass(frozen=True)
+class PatientSummary:
+    """One row of the patient list."""
+
+    patient_id: int
+    name: str
+    record_number: str
+    visits: int = 0
+
+
+@dataclass(frozen=True)
+class VisitSummary:
+    """One visit on the timeline with its photos."""
+
+    visit_id: int
+    label: str
+    photos: tuple[PhotoData, ...]
