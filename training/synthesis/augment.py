@@ -158,7 +158,7 @@ def augment_body(body: BodyPhoto, rng: np.random.Generator, *, max_zoom: float =
         )
         mm_per_px = body.mm_per_px * cw / w
     gains = np.exp(rng.normal(0.0, 0.04, size=3)).astype(np.float32)
-    image = np.clip(image.astype(np.float32) * gains + 0.5, 0, 255).astype(np.uint8)
+    image = cv2.LUT(np.ascontiguousarray(image), _tone_luts(gains, 1.0))
     return BodyPhoto(
         image=np.ascontiguousarray(image),
         skin_mask=np.ascontiguousarray(skin),
@@ -167,6 +167,13 @@ def augment_body(body: BodyPhoto, rng: np.random.Generator, *, max_zoom: float =
         region=body.region,
         source=body.source,
     )
+
+
+def _tone_luts(gains: np.ndarray, gamma: float) -> np.ndarray:
+    """(256, 1, 3) uint8 lookup table: per-channel gain, then a global gamma."""
+    x = np.arange(256, dtype=np.float32)[:, None] * gains[None, :]
+    y = 255.0 * (np.clip(x, 0, 255) / 255.0) ** gamma
+    return np.clip(y + 0.5, 0, 255).astype(np.uint8)[:, None, :]
 
 
 def camera_augment(
@@ -178,23 +185,22 @@ def camera_augment(
     """
     if strength <= 0:
         return image
-    img = image.astype(np.float32)
     exposure = float(np.exp(rng.normal(0.0, 0.12 * strength)))
     temp = float(rng.normal(0.0, 0.05 * strength))  # >0 warmer, <0 cooler
     gains = np.array([exposure * (1 + temp), exposure, exposure * (1 - temp)], np.float32)
-    img *= gains
     gamma = float(np.exp(rng.normal(0.0, 0.08 * strength)))
-    img = 255.0 * (np.clip(img, 0, 255) / 255.0) ** gamma
+    out = cv2.LUT(np.ascontiguousarray(image), _tone_luts(gains, gamma))
     if rng.random() < 0.5 * strength:
-        img = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.4, 1.3)))
+        out = cv2.GaussianBlur(out, (0, 0), float(rng.uniform(0.4, 1.3)))
     sigma = float(rng.uniform(0.0, 5.0 * strength))
     if sigma > 0.3:
-        h, w = img.shape[:2]
+        h, w = out.shape[:2]
         noise = rng.standard_normal((h, w), dtype=np.float32) * sigma
-        img += noise[..., None]
-        chroma = rng.standard_normal((h // 2 + 1, w // 2 + 1, 3), dtype=np.float32) * (0.5 * sigma)
-        img += cv2.resize(chroma, (w, h), interpolation=cv2.INTER_LINEAR)
-    out = np.clip(img + 0.5, 0, 255).astype(np.uint8)
+        chroma = rng.standard_normal((h // 4 + 1, w // 4 + 1, 3), dtype=np.float32) * (0.5 * sigma)
+        noisy = out.astype(np.float32)
+        noisy += noise[..., None]
+        noisy += cv2.resize(chroma, (w, h), interpolation=cv2.INTER_LINEAR)
+        out = np.clip(noisy + 0.5, 0, 255).astype(np.uint8)
     if jpeg and rng.random() < 0.7:
         quality = int(rng.integers(55, 96))
         ok, buf = cv2.imencode(".jpg", out[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])

@@ -164,7 +164,7 @@ def blend_lesion(
     dst = image[y0:y1, x0:x1]
     skin = skin_mask[y0:y1, x0:x1]
     diam = 2.0 * np.sqrt(lesion.sum() / np.pi)
-    r = max(2, int(round(0.3 * diam)))
+    r = int(np.clip(round(0.25 * diam), 2, 6))  # a ring of the lesion's own skin
     region = cv2.dilate(lesion.astype(np.uint8), np.ones((2 * r + 1, 2 * r + 1), np.uint8))
     skin_in = cv2.erode(skin.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     region = region.astype(bool) & skin_in

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.ndimage import find_objects
 
 from training.sources.base import BENIGN, MALIGNANT, BodyPhoto
 from training.synthesis import augment as aug
@@ -23,10 +24,12 @@ from training.synthesis.placement import (
     SkinFeatures,
     body_features,
     choose_position,
+    mark_disk,
     ring_descriptor,
     sample_diameter_mm,
+    to_grid,
 )
-from training.synthesis.sources import BODY_POOL, SynthSources, default_sources
+from training.synthesis.sources import BODY_POOL, LESION_POOL, SynthSources, default_sources
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ class SynthConfig:
     lesion_source: "default" (lesion bank, train split), "procedural", or a folder.
     procedural_fraction: share of procedural lesions when lesion_source is a folder.
     body_pool: bodies kept per process and re-augmented (0: a new body per sample).
+    lesion_pool: lesions kept per process and label, re-augmented at every use (0: fresh).
     augment: strength of lesion and camera augmentation (0 disables camera effects).
     mixed_fraction: share of blends with mixed gradients (body hair shows through).
     pairs: tracking-pair options.
@@ -79,6 +83,7 @@ class SynthConfig:
     lesion_source: str = "default"
     procedural_fraction: float = 0.5
     body_pool: int = 24
+    lesion_pool: int = 384
     augment: float = 1.0
     mixed_fraction: float = 0.25
     pairs: PairOptions = field(default_factory=PairOptions)
@@ -182,16 +187,6 @@ def prepare_body(
     return body
 
 
-def _disk(shape: tuple[int, int], centre: tuple[int, int], radius: float) -> np.ndarray:
-    h, w = shape
-    r = int(np.ceil(radius))
-    x, y = centre
-    out = np.zeros(shape, bool)
-    ys, xs = np.ogrid[max(0, y - r) : min(h, y + r + 1), max(0, x - r) : min(w, x + r + 1)]
-    out[ys, xs] = (xs - x) ** 2 + (ys - y) ** 2 <= radius**2
-    return out
-
-
 def plan_lesion(
     rng: np.random.Generator,
     body: BodyPhoto,
@@ -199,20 +194,25 @@ def plan_lesion(
     occupied: np.ndarray,
     config: SynthConfig,
     sources: SynthSources,
+    seed: int,
     *,
     allowed: np.ndarray | None = None,
     growth: float = 1.0,
 ) -> PlacedLesion | None:
     """Draw, size, augment and place one lesion; marks its reach in ``occupied`` (in place).
 
+    occupied: bool on the descriptor grid (``placement.to_grid``); allowed likewise or None.
     growth: how much larger the lesion may become later (pairs keep room for it).
     Returns None when no skin position fits.
     """
     label = MALIGNANT if rng.random() < config.malignant_fraction else BENIGN
     d_mm = sample_diameter_mm(rng, label, None, config.diameter_mm)
     d_px = d_mm / body.mm_per_px
-    want = int(np.clip(round(2 * d_px), 32, 128))
-    lesion = sources.lesion(rng, label, want)
+    if config.lesion_pool > 0:
+        slot = int(rng.integers(0, config.lesion_pool))
+        lesion = LESION_POOL.get(sources, seed, label, slot)
+    else:
+        lesion = sources.lesion(rng, label, int(np.clip(round(2 * d_px), 32, 128)))
     if lesion.diameter_mm:
         d_mm = sample_diameter_mm(rng, label, lesion.diameter_mm, config.diameter_mm)
         d_px = d_mm / body.mm_per_px
@@ -224,13 +224,13 @@ def plan_lesion(
     image, mask = aug.resize_patch(image, mask, d_px)
     ys, xs = np.nonzero(mask)
     rad = float(np.sqrt((xs - xs.mean()) ** 2 + (ys - ys.mean()) ** 2).max()) + 0.5
-    reach = rad * growth + max(2.0, 0.3 * d_px * growth) + 2.0
+    reach = rad * growth + float(np.clip(0.25 * d_px * growth, 2.0, 6.0)) + 2.0
     centre = choose_position(
         features, ring_descriptor(image, mask), reach, occupied, rng, allowed=allowed
     )
     if centre is None:
         return None
-    occupied |= _disk(occupied.shape, centre, reach)
+    mark_disk(occupied, centre, reach)
     meta = LesionMeta(lesion.label, lesion.diagnosis, lesion.source, float(d_mm))
     return PlacedLesion(
         meta=meta,
@@ -273,10 +273,13 @@ def mole_metas(body: BodyPhoto) -> dict[int, LesionMeta]:
 def records(instance_map: np.ndarray, metas: dict[int, LesionMeta]) -> tuple[LesionRecord, ...]:
     """LesionRecords of every id of ``metas`` present in ``instance_map`` (H, W) uint16."""
     out = []
+    boxes = find_objects(instance_map)
     for k in sorted(metas):
-        ys, xs = np.nonzero(instance_map == k)
-        if len(ys) == 0:
+        if k > len(boxes) or boxes[k - 1] is None:
             continue
+        sy, sx = boxes[k - 1]
+        ys, xs = np.nonzero(instance_map[sy, sx] == k)
+        ys, xs = ys + sy.start, xs + sx.start
         m = metas[k]
         bbox = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
         centroid = (float(xs.mean()), float(ys.mean()))
@@ -289,7 +292,7 @@ def class_map_of(instance_map: np.ndarray, metas: dict[int, LesionMeta]) -> np.n
     lut = np.zeros(int(max([0, *metas.keys()])) + 1, np.uint8)
     for k, m in metas.items():
         lut[k] = m.label
-    return lut[np.minimum(instance_map, len(lut) - 1)]
+    return np.take(lut, instance_map, mode="clip")
 
 
 def make_detection_sample(
@@ -307,18 +310,19 @@ def make_detection_sample(
     rng = np.random.default_rng([seed, index])
     body = prepare_body(rng, seed, config, src, config.width, config.height)
     features = body_features(body.image, body.skin_mask)
-    occupied = body.mole_instances > 0
+    occupied = to_grid(body.mole_instances > 0, features)
     n = int(rng.integers(config.lesions_per_image[0], config.lesions_per_image[1] + 1))
     image = body.image.copy()
-    instance_map = np.zeros(body.skin_mask.shape, np.uint16)
     metas: dict[int, LesionMeta] = {}
+    lut = np.zeros(int(body.mole_instances.max()) + 1, np.uint16)
     next_id = 1
     for k, meta in mole_metas(body).items():
-        instance_map[body.mole_instances == k] = next_id
+        lut[k] = next_id
         metas[next_id] = meta
         next_id += 1
+    instance_map = lut[body.mole_instances]
     for _ in range(n):
-        placed = plan_lesion(rng, body, features, occupied, config, src)
+        placed = plan_lesion(rng, body, features, occupied, config, src, seed)
         if placed is None:
             continue
         stamp = blend(body.image, body.skin_mask, placed)

@@ -33,7 +33,7 @@ from training.synthesis.detection import (
     records,
     resolve_sources,
 )
-from training.synthesis.placement import body_features
+from training.synthesis.placement import body_features, to_grid
 from training.synthesis.sources import SynthSources
 
 #: Room kept around each lesion of A for growth in B (diameter factor).
@@ -156,7 +156,9 @@ def make_pair_sample(
     both[m : m + h, m : m + w] = cv2.erode(valid.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
 
     features = body_features(body.image, body.skin_mask)
-    occupied = body.mole_instances > 0
+    occupied = to_grid(body.mole_instances > 0, features)
+    frame_grid = to_grid(frame, features, any_pixel=False)
+    both_grid = to_grid(both, features, any_pixel=False)
     metas_a: dict[int, LesionMeta] = dict(mole_metas(body))
     metas_b: dict[int, LesionMeta] = dict(metas_a)
     key = max(metas_a, default=0) + 1
@@ -165,7 +167,7 @@ def make_pair_sample(
     n = int(rng.integers(config.lesions_per_image[0], config.lesions_per_image[1] + 1))
     for _ in range(n):
         p = plan_lesion(
-            rng, body, features, occupied, config, src, allowed=frame, growth=MAX_GROWTH
+            rng, body, features, occupied, config, src, seed, allowed=frame_grid, growth=MAX_GROWTH
         )
         stamp = blend(body.image, body.skin_mask, p) if p is not None else None
         if p is None or stamp is None:
@@ -192,7 +194,7 @@ def make_pair_sample(
             changed.add(k)
     new: set[int] = set()
     for _ in range(int(rng.integers(opt.new_range[0], opt.new_range[1] + 1))):
-        p = plan_lesion(rng, body, features, occupied, config, src, allowed=both)
+        p = plan_lesion(rng, body, features, occupied, config, src, seed, allowed=both_grid)
         stamp = blend(body.image, body.skin_mask, p) if p is not None else None
         if p is None or stamp is None:
             continue

@@ -2,7 +2,7 @@
 
 As in Li et al. (arXiv 1612.01074), a lesion goes where the body's skin looks like the skin
 around the lesion in its own photo. The descriptor of a skin region is its CIE Lab mean and
-standard deviation and its texture (mean gradient magnitude of L); body descriptors are
+standard deviation and its texture (mean |Sobel| gradient of the grey level); body descriptors are
 computed once per photo on a coarse grid (``SkinFeatures``), the lesion's from the ring of
 skin around its mask. A position is drawn at random among the best-matching candidates
 that lie inside the skin mask (with a margin from its border) and away from other lesions.
@@ -53,12 +53,6 @@ def _lab(image: np.ndarray) -> np.ndarray:
     return lab
 
 
-def _gradient(lab_l: np.ndarray) -> np.ndarray:
-    gx = cv2.Sobel(lab_l, cv2.CV_32F, 1, 0, ksize=3)
-    gy = cv2.Sobel(lab_l, cv2.CV_32F, 0, 1, ksize=3)
-    return cv2.magnitude(gx, gy) / 8.0
-
-
 @dataclass(frozen=True)
 class SkinFeatures:
     """Body skin descriptors on a coarse grid; cell (i, j) covers pixels [GRID*j, GRID*(j+1)) in x.
@@ -77,8 +71,14 @@ def body_features(image: np.ndarray, skin_mask: np.ndarray, window_px: int = 24)
     gh, gw = (h + GRID - 1) // GRID, (w + GRID - 1) // GRID
     small = cv2.resize(image, (gw, gh), interpolation=cv2.INTER_AREA)
     lab = _lab(small)
-    grad = _gradient(_lab(image)[..., 0])
-    grad = cv2.resize(grad, (gw, gh), interpolation=cv2.INTER_AREA)
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    gx = cv2.Sobel(gray, cv2.CV_16S, 1, 0, ksize=3)
+    gy = cv2.Sobel(gray, cv2.CV_16S, 0, 1, ksize=3)
+    # |gx| + |gy| of the grey level, scaled like the L-channel gradient magnitude
+    grad = cv2.addWeighted(cv2.convertScaleAbs(gx), 0.5, cv2.convertScaleAbs(gy), 0.5, 0)
+    grad = cv2.resize(grad, (gw, gh), interpolation=cv2.INTER_AREA).astype(np.float32) * (
+        100.0 / 255.0 / 4.0
+    )
     k = max(3, window_px // GRID) | 1
     skin_f = cv2.resize(skin_mask.astype(np.float32), (gw, gh), interpolation=cv2.INTER_AREA)
     wsum = cv2.boxFilter(skin_f, -1, (k, k), normalize=False) + 1e-3
@@ -104,8 +104,35 @@ def ring_descriptor(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     if not ring.any():
         ring = np.ones_like(mask)
     vals = lab[ring]
-    grad = _gradient(lab[..., 0])[ring]
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    gx = np.abs(cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3))
+    gy = np.abs(cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3))
+    grad = ((gx + gy) * (100.0 / 255.0 / 8.0))[ring]
     return np.array([*vals.mean(axis=0), vals[:, 0].std(), grad.mean()], dtype=np.float32)
+
+
+def to_grid(mask: np.ndarray, features: SkinFeatures, *, any_pixel: bool = True) -> np.ndarray:
+    """A full-resolution (H, W) bool mask on the descriptor grid (returned as is if already).
+
+    any_pixel: a cell is True when any of its pixels is (else: when its centre pixel is).
+    """
+    gh, gw = features.skin.shape
+    if mask.shape == (gh, gw):
+        return mask.astype(bool, copy=True)
+    m = mask.astype(np.uint8)
+    out = cv2.resize(m, (gw, gh), interpolation=cv2.INTER_NEAREST) > 0
+    if any_pixel:
+        out |= cv2.resize(m, (gw, gh), interpolation=cv2.INTER_AREA) > 0
+    return out
+
+
+def mark_disk(grid_mask: np.ndarray, centre: tuple[int, int], radius_px: float) -> None:
+    """Set the grid cells within ``radius_px`` (full-resolution pixels) of ``centre``, in place."""
+    cx, cy = (centre[0] + 0.5) / GRID - 0.5, (centre[1] + 0.5) / GRID - 0.5
+    r = radius_px / GRID + 0.75
+    gh, gw = grid_mask.shape
+    ys, xs = np.ogrid[0:gh, 0:gw]
+    grid_mask |= (xs - cx) ** 2 + (ys - cy) ** 2 <= r * r
 
 
 def choose_position(
@@ -122,28 +149,27 @@ def choose_position(
     """Pick a lesion centre (x, y) in full-resolution pixels, or None when nothing fits.
 
     radius_px: radius of the area the lesion and its blend region need.
-    occupied: (H, W) bool, pixels taken by other lesions or moles (kept clear by radius_px).
-    allowed: optional (H, W) bool, where the centre may go (e.g. the visible frame).
+    occupied: bool, pixels taken by other lesions or moles (kept clear by radius_px), at
+        full resolution (H, W) or already on the grid (see ``to_grid``).
+    allowed: optional bool (H, W) or grid mask, where the centre may go.
     The centre lies on a skin cell at least ``radius_px + margin_px`` from the skin border;
     among the best-matching candidates (``top_k`` or the best 5 %, whichever is more), one
     is drawn with ``rng``.
     """
     h, w = features.shape
-    gh, gw = features.skin.shape
     reach = (radius_px + margin_px) / GRID
     er = int(np.ceil(reach))
     valid = features.skin.astype(np.uint8)
     if er > 0:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * er + 1, 2 * er + 1))
         valid = cv2.erode(valid, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
-    occ = cv2.resize(occupied.astype(np.uint8), (gw, gh), interpolation=cv2.INTER_AREA) > 0
-    occ |= cv2.resize(occupied.astype(np.uint8), (gw, gh), interpolation=cv2.INTER_NEAREST) > 0
+    occ = to_grid(occupied, features)
     if occ.any():
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * er + 3, 2 * er + 3))
         occ = cv2.dilate(occ.astype(np.uint8), kernel).astype(bool)
     ok = valid.astype(bool) & ~occ
     if allowed is not None:
-        ok &= cv2.resize(allowed.astype(np.uint8), (gw, gh), interpolation=cv2.INTER_NEAREST) > 0
+        ok &= to_grid(allowed, features, any_pixel=False)
     ys, xs = np.nonzero(ok)
     if len(ys) == 0:
         return None

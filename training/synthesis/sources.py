@@ -150,3 +150,32 @@ class BodyPool:
 
 #: The per-process pool (each DataLoader worker has its own).
 BODY_POOL = BodyPool()
+
+
+class LesionPool:
+    """Lesions generated once per (sources, seed, label, slot) and kept (at 96 px across).
+
+    Drawing a lesion (reading and masking a photo, or rendering a procedural one) costs
+    more than blending it; pooled lesions are re-augmented at every use.
+    """
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[tuple, tuple[SynthSources, LesionPatch]] = OrderedDict()
+
+    def get(self, sources: SynthSources, seed: int, label: int, slot: int) -> LesionPatch:
+        key = (id(sources), seed, label, slot)
+        item = self._items.get(key)
+        if item is None or item[0] is not sources:
+            rng = np.random.default_rng([seed, 15485863, label, slot])
+            lesion = sources.lesion(rng, label, 96)
+            self._items[key] = (sources, lesion)
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+            return lesion
+        self._items.move_to_end(key)
+        return item[1]
+
+
+#: The per-process lesion pool.
+LESION_POOL = LesionPool()
