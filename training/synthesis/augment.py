@@ -122,8 +122,8 @@ def jitter_lesion_colour(
     hsv = cv2.cvtColor(np.clip(lesion, 0, 255).astype(np.uint8), cv2.COLOR_RGB2HSV).astype(
         np.float32
     )
-    hsv[..., 0] = (hsv[..., 0] + rng.normal(0.0, 4.0 * strength)) % 180.0
-    hsv[..., 1] *= float(np.clip(np.exp(rng.normal(0.0, 0.15 * strength)), 0.7, 1.4))
+    hsv[..., 0] = (hsv[..., 0] + rng.normal(0.0, 2.0 * strength)) % 180.0
+    hsv[..., 1] *= float(np.clip(np.exp(rng.normal(0.0, 0.1 * strength)), 0.75, 1.25))
     lesion = cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2RGB)
     out = img * (1 - alpha) + lesion.astype(np.float32) * alpha
     out *= float(np.exp(rng.normal(0.0, 0.06 * strength)))

@@ -2,8 +2,9 @@
 
 The blend solves Perez et al.'s guided interpolation exactly on the pixels of the blend
 region (the lesion and a ring of its own skin), with Dirichlet values from the body on the
-region's border, in the log-intensity domain: lesion pigment multiplies the skin's light,
-so a lesion keeps its ratio to the skin on fair and on dark skin alike. Pixels outside the
+region's border, in a (log L*, a*, b*) space: a lesion keeps its lightness ratio to the
+skin (pigment absorbs a share of the light, on fair and dark skin alike) and its hue
+offset from the skin (a brown lesion stays brown on grey-lit skin). Pixels outside the
 blend region are never changed, so blends of non-overlapping lesions commute.
 
 The result is a ``Stamp``: the changed pixels of a small box, the blend region and the
@@ -110,6 +111,24 @@ def _lab(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(np.clip(rgb, 0, 255).astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
 
 
+#: Scale of log-lightness against a*, b* in the blend space (for mixed-gradient choices).
+_LOG_L_SCALE = 40.0
+
+
+def _to_blend_space(rgb: np.ndarray) -> np.ndarray:
+    """RGB uint8 -> (K log(1 + L*), a*, b*) float32: lightness ratios, additive chroma."""
+    lab = cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    lab[..., 0] = _LOG_L_SCALE * np.log1p(lab[..., 0])
+    return lab
+
+
+def _from_blend_space(values: np.ndarray) -> np.ndarray:
+    lab = values.astype(np.float32).copy()
+    lab[..., 0] = np.clip(np.expm1(lab[..., 0] / _LOG_L_SCALE), 0.0, 100.0)
+    rgb = cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
+    return np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
 def _ring(mask: np.ndarray, width: int, within: np.ndarray) -> np.ndarray:
     k = np.ones((2 * width + 1, 2 * width + 1), np.uint8)
     grown = cv2.dilate(mask.astype(np.uint8), k).astype(bool)
@@ -164,7 +183,7 @@ def blend_lesion(
     dst = image[y0:y1, x0:x1]
     skin = skin_mask[y0:y1, x0:x1]
     diam = 2.0 * np.sqrt(lesion.sum() / np.pi)
-    r = int(np.clip(round(0.25 * diam), 2, 6))  # a ring of the lesion's own skin
+    r = int(np.clip(round(0.15 * diam), 2, 4))  # a thin ring of the lesion's own skin
     region = cv2.dilate(lesion.astype(np.uint8), np.ones((2 * r + 1, 2 * r + 1), np.uint8))
     skin_in = cv2.erode(skin.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     region = region.astype(bool) & skin_in
@@ -172,8 +191,8 @@ def blend_lesion(
     label = lesion & region
     if label.sum() < 0.5 * patch_mask.sum() or label.sum() < 3:
         return None
-    src_log = np.log1p(src.astype(np.float32))
-    dst_log = np.log1p(dst.astype(np.float32))
+    src_log = _to_blend_space(src)
+    dst_log = _to_blend_space(dst)
     ring = region & ~cv2.dilate(lesion.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     if not ring.any():
         ring = region & ~lesion
@@ -188,7 +207,7 @@ def blend_lesion(
         if use_keep > 0:
             a = alpha * use_keep
             sol = sol * (1 - a) + (src_log + offset) * a
-        out = np.clip(np.expm1(sol) + 0.5, 0, 255).astype(np.uint8)
+        out = _from_blend_space(sol)
         out[~region] = dst[~region]
         changed = np.abs(out.astype(np.int16) - dst.astype(np.int16)).max(axis=2) >= 2
         if changed[label].mean() < MIN_CHANGED:

@@ -224,7 +224,7 @@ def plan_lesion(
     image, mask = aug.resize_patch(image, mask, d_px)
     ys, xs = np.nonzero(mask)
     rad = float(np.sqrt((xs - xs.mean()) ** 2 + (ys - ys.mean()) ** 2).max()) + 0.5
-    reach = rad * growth + float(np.clip(0.25 * d_px * growth, 2.0, 6.0)) + 2.0
+    reach = rad * growth + float(np.clip(0.15 * d_px * growth, 2.0, 4.0)) + 2.0
     centre = choose_position(
         features, ring_descriptor(image, mask), reach, occupied, rng, allowed=allowed
     )
