@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import cv2
-import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPen, QPixmap, QWheelEvent
 from PySide6.QtWidgets import (
@@ -93,11 +92,15 @@ class CompareScene(QGraphicsView):
         scene = self.scene()
         scene.clear()
         self.outlines, self.lines = {}, {}
-        offset_b = pair.image_a.width() + GAP
+        offset_b = self.layout_offset(pair)
         scene.addPixmap(QPixmap.fromImage(pair.image_a))
         item_b = scene.addPixmap(QPixmap.fromImage(pair.image_b))
-        item_b.setPos(offset_b, 0)
-        ends = {"a": ((0.0, 0.0), pair.scale_a), "b": ((offset_b, 0.0), pair.scale_b)}
+        item_b.setPos(*offset_b)
+        ends = {"a": ((0.0, 0.0), pair.scale_a), "b": (offset_b, pair.scale_b)}
+        for (ox, oy), photo in (((0.0, 0.0), data.photo_a), (offset_b, data.photo_b)):
+            caption = NumberLabel(f"{photo.visit_label}", QColor(255, 255, 255))
+            caption.setPos(ox + 6, oy + 4)
+            scene.addItem(caption)
         for side, photo in (("a", data.photo_a), ("b", data.photo_b)):
             offset, scale = ends[side]
             for mark in photo.marks:
@@ -135,6 +138,16 @@ class CompareScene(QGraphicsView):
         super().resizeEvent(event)
         if not self._user_zoomed and not self.scene().sceneRect().isEmpty():
             self.fit()
+
+    def layout_offset(self, pair: LoadedPair) -> tuple[float, float]:
+        """Where photo B goes: right of A, or below A when that shows both larger in this
+        viewport (wide photos in a narrow window)."""
+        wa, ha = pair.image_a.width(), pair.image_a.height()
+        wb, hb = pair.image_b.width(), pair.image_b.height()
+        vw, vh = max(1, self.viewport().width()), max(1, self.viewport().height())
+        beside = min(vw / (wa + GAP + wb), vh / max(ha, hb))
+        above = min(vw / max(wa, wb), vh / (ha + GAP + hb))
+        return (wa + GAP, 0.0) if beside >= above else (0.0, ha + GAP)
 
     def _ring(self, centre: QPointF, mark: LesionMark, scale: float, color: QColor, text: str):
         x0, y0, x1, y1 = mark.bbox
@@ -313,18 +326,3 @@ class CompareView(QWidget):
     def _on_split(self) -> None:
         if self.selected["b"] is not None:
             self.split_requested.emit(self.selected["b"])
-
-
-def link_points(data: CompareData, pair: LoadedPair) -> np.ndarray:
-    """(M, 4) scene coordinates (xa, ya, xb, yb) of the link lines, for tests and reports."""
-    offset_b = pair.image_a.width() + GAP
-    rows = [
-        (
-            lk.a.centroid[0] * pair.scale_a,
-            lk.a.centroid[1] * pair.scale_a,
-            offset_b + lk.b.centroid[0] * pair.scale_b,
-            lk.b.centroid[1] * pair.scale_b,
-        )
-        for lk in data.links
-    ]
-    return np.array(rows, dtype=np.float64).reshape(-1, 4)

@@ -109,6 +109,8 @@ class HistoryPanel(QWidget):
         layout.addWidget(self.save_button, 0, Qt.AlignmentFlag.AlignRight)
         self.save_button.clicked.connect(self._on_save)
         self._set_enabled(False)
+        self.area_plot.setVisible(False)  # no axes without a lesion
+        self.p_plot.setVisible(False)
         self.tiles: list[QWidget] = []
         self.pictures: list[QLabel] = []
 
@@ -143,6 +145,8 @@ class HistoryPanel(QWidget):
         self.biopsy.setText(history.biopsy)
         self.notes.setPlainText(history.notes)
         self._set_enabled(True)
+        self.area_plot.setVisible(True)
+        self.p_plot.setVisible(True)
         self._fill_plots(history)
         self._fill_tiles(history)
         self._workers.submit(
