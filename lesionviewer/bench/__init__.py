@@ -18,6 +18,7 @@ import platform
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TextIO
 
 SECTIONS = ("detection", "tracking", "gui")
 
@@ -85,7 +86,9 @@ def _format_value(value: float) -> str:
     return f"{value:.3f}".rstrip("0").rstrip(".")
 
 
-def print_table(results: list[Measurement], stream=sys.stdout) -> None:
+def print_table(results: list[Measurement], stream: TextIO | None = None) -> None:
+    """Print ``results`` as an aligned text table (to stdout by default)."""
+    stream = stream or sys.stdout
     rows = [("section", "measurement", "value", "unit", "target", "ok")]
     for m in results:
         ok = "" if m.ok is None else ("yes" if m.ok else "NO")

@@ -1,0 +1,289 @@
+"""Detection speed and memory (issue 3 figures), medians of repeated runs.
+
+(a) FLOP/s of the detector's forward pass on tiles vs a large float32 matrix product
+    (sgemm, 2048^3) on the same device, measured interleaved in the same process;
+(b) a synthetic 12-megapixel photo analysed end to end (JPEG decode, tiled inference,
+    post-processing) in a fresh subprocess: median time and peak resident memory
+    (``ru_maxrss`` high-water of that process, which includes Python and torch);
+(c) time of a 24 MP photo over a 6 MP photo (same subprocess);
+(d) the sliding-window baseline (``core.models.patch_classifier``, one patch per stride
+    position) on the same 12 MP photo: its per-patch time measured on real patches of
+    the photo, multiplied by the number of positions, over the detector's time from (b).
+The detector timed is ``--model`` if given, else the shipped one, else (no trained
+weights yet) a randomly initialised one of the default architecture: speed does not
+depend on the weights' values.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from lesionviewer.bench import BenchOptions, Measurement
+
+SECTION = "detection"
+SGEMM_N = 2048
+#: sizes (width, height) of the synthetic photos
+SIZE_12MP = (4000, 3000)
+SIZE_6MP = (3000, 2000)
+SIZE_24MP = (6000, 4000)
+
+
+def synthetic_photo(width: int, height: int, seed: int = 0) -> np.ndarray:
+    """Skin-toned photo with soft shading, grain and a few dozen dark spots: uint8 (H, W, 3)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    small = rng.normal(0.0, 1.0, (max(2, height // 64), max(2, width // 64), 3)).astype(np.float32)
+    shade = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
+    base = np.array([205.0, 160.0, 135.0], np.float32)
+    image = np.clip(base + 12.0 * shade, 0, 255).astype(np.uint8)
+    for _ in range(40):
+        x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
+        radius = int(rng.integers(3, 60))
+        colour = tuple(int(c) for c in rng.integers(40, 120, 3))
+        cv2.circle(image, (x, y), radius, colour, -1, cv2.LINE_AA)
+    grain = rng.integers(-6, 7, (height, width, 1), dtype=np.int16)
+    return np.clip(image.astype(np.int16) + grain, 0, 255).astype(np.uint8)
+
+
+def _median_time(fn: Callable[[], object], repeats: int, sync: Callable[[], None]) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _model_folder(options: BenchOptions, scratch: Path) -> tuple[Path, str]:
+    """The detector folder to time and a note saying which it is."""
+    from core.model_folder import save_model_folder
+    from core.models import build_model
+    from core.resources import models_dir
+
+    if options.model:
+        return Path(options.model), f"model {options.model}"
+    shipped = models_dir() / "detector"
+    if (shipped / "model.json").is_file():
+        return shipped, "shipped detector"
+    import torch
+
+    torch.manual_seed(0)
+    folder = scratch / "random-detector"
+    save_model_folder(
+        folder,
+        build_model("lesion_fcn"),
+        arch="lesion_fcn",
+        arch_kwargs={},
+        meta={"name": "untrained-lesion_fcn", "version": "bench"},
+    )
+    return folder, "untrained default lesion_fcn (no shipped weights yet)"
+
+
+def _flops_ratio(options: BenchOptions, folder: Path, note: str) -> list[Measurement]:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from core.analyzer import Analyzer
+
+    analyzer = Analyzer.load(options.device, detector=folder)
+    device = analyzer.device
+    model = analyzer._detector  # noqa: SLF001 (the prepared, BatchNorm-folded network)
+    batch_size = analyzer.batch_size or (8 if device.type == "cuda" else 2)
+    tile = analyzer.tile_size
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    x = torch.rand(batch_size, 3, tile, tile, device=device).contiguous(
+        memory_format=torch.channels_last
+    )
+    a = torch.randn(SGEMM_N, SGEMM_N, device=device)
+    b = torch.randn(SGEMM_N, SGEMM_N, device=device)
+    use_amp = device.type == "cuda"
+
+    def forward() -> None:
+        with torch.autocast(device_type=device.type, enabled=use_amp):
+            model.logits_lowres(x)
+
+    with torch.inference_mode():
+        with FlopCounterMode(display=False) as counter:
+            forward()
+        flops = counter.get_total_flops()
+        for _ in range(3):  # warm up: oneDNN/cuDNN kernels, thread pools
+            forward()
+            torch.mm(a, b)
+        sync()
+        net_times, mm_times = [], []
+        for _ in range(max(3, options.repeats)):  # interleaved: same load on both
+            net_times.append(_median_time(forward, 1, sync))
+            mm_times.append(_median_time(lambda: torch.mm(a, b), 1, sync))
+    sgemm = 2 * SGEMM_N**3 / statistics.median(mm_times)
+    network = flops / statistics.median(net_times)
+    ratio = network / sgemm
+    params = sum(p.numel() for p in model.parameters())
+    tiles = f"{batch_size} tiles of {tile}x{tile}"
+    return [
+        Measurement(SECTION, "sgemm FLOP/s", sgemm / 1e9, "GFLOP/s", note=f"{SGEMM_N}^3 fp32"),
+        Measurement(
+            SECTION, "detector forward FLOP/s", network / 1e9, "GFLOP/s",
+            note=f"{tiles}, {flops / 1e9:.1f} GFLOP/batch, {params} params, {note}",
+        ),
+        Measurement(
+            SECTION, "forward / sgemm FLOP/s", ratio, "ratio", ">= 0.40", ratio >= 0.40,
+            note="medians of interleaved runs",
+        ),
+    ]  # fmt: skip
+
+
+def _child(config: dict) -> dict:
+    """Runs in a fresh process: end-to-end timings and peak memory."""
+    from core.analyzer import Analyzer
+    from core.io import load_photo
+    from lesionviewer.commands.analyze import detection_json
+
+    analyzer = Analyzer.load(config["device"], detector=config["model"])
+    rss_after_import = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    paths = {key: Path(path) for key, path in config["photos"].items()}
+
+    def analyse(path: Path) -> int:
+        detection = analyzer.detect(load_photo(path))
+        return len(json.dumps(detection_json(detection)))
+
+    out: dict = {"rss_after_import_mb": rss_after_import}
+    analyse(paths["12mp"])  # warm up
+    out["t_12mp"] = _median_time(lambda: analyse(paths["12mp"]), config["repeats"], lambda: None)
+    out["peak_rss_12mp_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    analyse(paths["6mp"])
+    analyse(paths["24mp"])
+    t6, t24 = [], []
+    for _ in range(config["repeats"]):  # interleaved
+        t6.append(_median_time(lambda: analyse(paths["6mp"]), 1, lambda: None))
+        t24.append(_median_time(lambda: analyse(paths["24mp"]), 1, lambda: None))
+    out["t_6mp"], out["t_24mp"] = statistics.median(t6), statistics.median(t24)
+    return out
+
+
+def _run_child(options: BenchOptions, folder: Path, scratch: Path, sizes: dict) -> dict:
+    """Write the synthetic photos as JPEG here, then time them in a fresh process."""
+    from core.io import save_rgb
+
+    photos = {}
+    for key, (w, h) in sizes.items():
+        photos[key] = str(scratch / f"{key}.jpg")
+        save_rgb(photos[key], synthetic_photo(w, h, seed=1))
+    config = {
+        "device": options.device,
+        "model": str(folder),
+        "photos": photos,
+        "repeats": max(1, min(options.repeats, 3)),
+    }
+    env = dict(os.environ)
+    proc = subprocess.run(
+        [sys.executable, "-m", __name__, json.dumps(config)],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench subprocess failed: {proc.stderr.strip()[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _sliding_window_seconds(options: BenchOptions, image: np.ndarray) -> tuple[float, str]:
+    """Projected seconds of a sliding-window pass of the patch classifier over ``image``."""
+    import torch
+
+    from core.analyzer import prepare_for_inference
+    from core.device import choose_device
+    from core.models import build_model
+    from core.models.patch_classifier import DEFAULT_PATCH_SIZE, DEFAULT_STRIDE, window_grid
+
+    device = choose_device(options.device)
+    torch.manual_seed(0)
+    model = prepare_for_inference(build_model("patch_cnn"), device)
+    rows, cols = window_grid(*image.shape[:2])
+    positions = rows * cols
+    batch = 256
+    half = DEFAULT_PATCH_SIZE // 2
+    padded = np.pad(image[: 64 * DEFAULT_STRIDE + 2 * half], ((half, half), (half, half), (0, 0)))
+    centres = [
+        (DEFAULT_STRIDE // 2 + DEFAULT_STRIDE * (i % 64), DEFAULT_STRIDE // 2 + DEFAULT_STRIDE * j)
+        for j in range(64) for i in range(batch // 64 * 64)
+    ][:batch]  # fmt: skip
+    patches = np.stack(
+        [padded[y : y + DEFAULT_PATCH_SIZE, x : x + DEFAULT_PATCH_SIZE] for x, y in centres]
+    )
+    x = torch.from_numpy(patches).permute(0, 3, 1, 2).to(device).float().div_(255)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    use_amp = device.type == "cuda"
+
+    def forward() -> None:
+        with torch.autocast(device_type=device.type, enabled=use_amp):
+            model(x)
+
+    with torch.inference_mode():
+        for _ in range(2):
+            forward()
+        per_batch = _median_time(forward, max(3, options.repeats), sync)
+    seconds = per_batch / batch * positions
+    note = (
+        f"{positions} patches of {DEFAULT_PATCH_SIZE}px at stride {DEFAULT_STRIDE}; "
+        f"projected from batches of {batch} timed patches"
+    )
+    return seconds, note
+
+
+def measure(options: BenchOptions) -> list[Measurement]:
+    """All detection figures (see the module docstring)."""
+    sizes = {"12mp": SIZE_12MP, "6mp": SIZE_6MP, "24mp": SIZE_24MP}
+    if options.quick:
+        sizes = {"12mp": (2000, 1500), "6mp": (1500, 1000), "24mp": (3000, 2000)}
+    results: list[Measurement] = []
+    with tempfile.TemporaryDirectory(prefix="lv-bench-") as tmp:
+        scratch = Path(tmp)
+        folder, note = _model_folder(options, scratch)
+        results += _flops_ratio(options, folder, note)
+        child = _run_child(options, folder, scratch, sizes)
+        mp = sizes["12mp"][0] * sizes["12mp"][1] / 1e6
+        results.append(
+            Measurement(SECTION, f"{mp:.0f} MP photo end to end", child["t_12mp"], "s",
+                        note="JPEG decode + tiled inference + post-processing + JSON")
+        )  # fmt: skip
+        peak = child["peak_rss_12mp_mb"]
+        results.append(
+            Measurement(
+                SECTION, f"{mp:.0f} MP peak memory", peak, "MB", "<= 1536", peak <= 1536,
+                note=f"ru_maxrss of a fresh process; {child['rss_after_import_mb']:.0f} MB "
+                f"after imports and model load",
+            )
+        )  # fmt: skip
+        scaling = child["t_24mp"] / child["t_6mp"]
+        results.append(
+            Measurement(
+                SECTION, "24 MP / 6 MP time", scaling, "ratio", "3.5 - 4.5",
+                3.5 <= scaling <= 4.5,
+                note=f"{child['t_6mp']:.2f} s and {child['t_24mp']:.2f} s, interleaved medians",
+            )
+        )  # fmt: skip
+        photo = synthetic_photo(*sizes["12mp"], seed=1)
+        window_s, window_note = _sliding_window_seconds(options, photo)
+        speedup = window_s / child["t_12mp"]
+        results.append(Measurement(SECTION, "sliding-window baseline", window_s, "s",
+                                   note=window_note))  # fmt: skip
+        results.append(
+            Measurement(SECTION, "speed-up over sliding window", speedup, "x", ">= 30",
+                        speedup >= 30, note=f"on the same {mp:.0f} MP photo")
+        )  # fmt: skip
+    return results
+
+
+if __name__ == "__main__":
+    print(json.dumps(_child(json.loads(sys.argv[1]))))
