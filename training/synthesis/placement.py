@@ -153,7 +153,7 @@ def choose_position(
         full resolution (H, W) or already on the grid (see ``to_grid``).
     allowed: optional bool (H, W) or grid mask, where the centre may go.
     The centre lies on a skin cell at least ``radius_px + margin_px`` from the skin border;
-    among the best-matching candidates (``top_k`` or the best 5 %, whichever is more), one
+    among the best-matching candidates (``top_k`` or the best 15 %, whichever is more), one
     is drawn with ``rng``.
     """
     h, w = features.shape
@@ -175,7 +175,7 @@ def choose_position(
         return None
     diff = (features.descriptors[ys, xs] - descriptor[None, :]) * _WEIGHTS
     dist = np.sqrt((diff**2).sum(axis=1))
-    k = min(max(top_k, len(dist) // 20), len(dist))
+    k = min(max(top_k, len(dist) * 3 // 20), len(dist))
     best = np.argpartition(dist, k - 1)[:k]
     best = best[np.argsort(dist[best], kind="stable")]
     pick = best[int(rng.integers(0, k))]
