@@ -31,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--self-test", action="store_true", help="check the installation")
     parser.add_argument("--data-dir", help="store folder (default: the user's data folder)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    from lesionviewer.self_test import add_options
+
+    add_options(parser)  # --models, --self-test-photos, --self-test-out, hidden --startup-probe
     sub = parser.add_subparsers(dest="command")
     for name, (module_name, help_text) in COMMANDS.items():
         try:
@@ -54,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
             from lesionviewer.self_test import run_self_test
 
             return run_self_test(args)
+        if args.startup_probe:
+            from lesionviewer.startup_probe import run_startup_probe
+
+            return run_startup_probe(args)
         from lesionviewer.app.launch import launch
 
         return launch(args)
