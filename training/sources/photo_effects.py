@@ -37,14 +37,18 @@ class Light:
     vignette: float
 
 
-def sample_light(rng: np.random.Generator) -> Light:
-    """Draw the lighting of one photo."""
+def sample_light(rng: np.random.Generator, subject_lightness: float = 60.0) -> Light:
+    """Draw the lighting of one photo.
+
+    subject_lightness: L* of the skin; auto-exposure partly brightens photos of dark skin.
+    """
     flash = rng.random() < 0.6
     spread = 0.25 if flash else 0.6
     lx, ly = rng.normal(0, spread, 2)
     norm = math.sqrt(lx * lx + ly * ly + 1.0)
     warmth = rng.normal(0.0, 0.05)  # + warm (tungsten), - cool (daylight/flash)
-    exposure = rng.uniform(0.85, 1.12)
+    auto_exposure = float(np.clip((60.0 / max(subject_lightness, 1.0)) ** 0.35, 1.0, 1.35))
+    exposure = rng.uniform(0.85, 1.12) * auto_exposure
     gains = (
         exposure * (1.0 + warmth),
         exposure * (1.0 + rng.normal(0.0, 0.015)),

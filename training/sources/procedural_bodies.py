@@ -101,7 +101,7 @@ def generate_body(
         raise ValueError(f"body photo must be at least 32x32 px, got {width}x{height}")
     layout = sample_layout(rng, region, width, height)
     tone = sample_skin_tone(rng, fitzpatrick)
-    light = sample_light(rng)
+    light = sample_light(rng, subject_lightness=tone.lab[0])
     mm = layout.mm_per_px
     xs, ys = lowres_grid(height, width, _FACTOR)
     layers = _layers(rng, layout, xs, ys)
@@ -135,6 +135,7 @@ def generate_body(
     w_bg = np.ones((height, width), np.float32)
     w_skin = np.zeros_like(w_bg)
     w_cloth = np.zeros_like(w_bg)
+    any_skin = any_cloth = False  # skip multiplying weights that are still all zero
     cloth_rgb: np.ndarray | None = None
     cloth_index = 0
     for layer in layers:
@@ -148,12 +149,16 @@ def generate_body(
         np.clip(alpha, 0.0, 1.0, out=alpha)
         keep = 1.0 - alpha
         w_bg *= keep
-        w_skin *= keep
-        w_cloth *= keep
+        if any_skin:
+            w_skin *= keep
+        if any_cloth:
+            w_cloth *= keep
         if layer.kind == "skin":
             w_skin += alpha
+            any_skin = True
             continue
         w_cloth += alpha
+        any_cloth = True
         assert layer.from_hem is not None
         colour = garment_albedo(rng, height, width, mm, upsample(layer.from_hem, width, height))
         colour *= upsample(shade_low, width, height)[None]
@@ -194,11 +199,17 @@ def generate_body(
         cloth_rgb *= w_cloth[None]
         image += cloth_rgb
     if hair is not None:
-        coverage, hair_rgb = hair
-        coverage *= cv2.dilate(w_skin, np.ones((9, 9), np.uint8))
+        canvas, hair_rgb = hair
+        near_skin = cv2.dilate(skin_mask.view(np.uint8), np.ones((9, 9), np.uint8))
+        coverage = cv2.multiply(canvas, near_skin, dtype=cv2.CV_32F)
+        coverage *= np.float32(1.0 / 255.0)
         lit = np.maximum(shade_skin, upsample(0.4 * vignette, width, height))
-        for c in range(3):
-            image[c] += coverage * (lit * np.float32(hair_rgb[c] * gains[c]) - image[c])
+        tmp = np.empty_like(lit)
+        for c in range(3):  # image += coverage * (hair colour * light - image)
+            np.multiply(lit, np.float32(hair_rgb[c] * gains[c]), out=tmp)
+            tmp -= image[c]
+            tmp *= coverage
+            image[c] += tmp
     if bar is not None:
         image[:, bar] = rng.uniform(0.0, 0.03)
     photo = camera_finish(rng, image)

@@ -66,18 +66,16 @@ def skin_albedo(
     albedo = upsample_planes(np.exp(-absorb) * colour, width, height)
 
     # Fine luminance relief: pores and the criss-cross skin lines.
-    relief = np.ones((height, width), np.float32)
     pore_px = rng.uniform(0.3, 0.5) / mm_per_px
-    pores = smooth_noise(rng, height, width, pore_px)
+    relief = smooth_noise(rng, height, width, pore_px)
     resolved = float(np.clip((pore_px - 1.0) / 3.0, 0.0, 1.0))
-    if resolved > 0:
-        pores -= 1.1
-        np.maximum(pores, 0.0, out=pores)
-        pores *= -0.08 * resolved
-        relief += pores
-    else:
-        pores *= 0.01
-        relief += pores
+    if resolved > 0:  # sparse dark pores
+        relief -= 1.1
+        np.maximum(relief, 0.0, out=relief)
+        relief *= -0.08 * resolved
+    else:  # pores below a pixel: fine grain only
+        relief *= 0.01
+    relief += 1.0
     line_px = rng.uniform(0.25, 0.45) / mm_per_px
     if line_px >= 1.5:
         depth = rng.uniform(0.025, 0.06) * min(1.0, (line_px - 1.0) / 3.0)
@@ -92,16 +90,20 @@ def skin_albedo(
             lines *= -depth
             relief += lines
     pigment = _pigment_spots(rng, height, width, tone, mm_per_px, region, light)
-    for c in range(3):
-        plane = relief - pigment * np.float32(MELANIN[c])
-        albedo[c] *= plane
     red = _red_specks(rng, height, width, mm_per_px, light)
     veins = _spider_veins(rng, height, width, mm_per_px, region, light)
     if veins is not None:
         red = veins if red is None else np.maximum(red, veins, out=red)
-    if red is not None:
-        for c in range(3):
-            albedo[c] *= 1.0 - red * np.float32(HAEMOGLOBIN[c])
+    # the fine mottle is partly melanin (brown), partly blood (pink), more so on light skin
+    redness = rng.uniform(0.0, 0.6) * light
+    mottle_colour = MELANIN * (1.0 - redness) + HAEMOGLOBIN * redness
+    plane = np.empty_like(relief)
+    for c in range(3):  # albedo *= relief - mottle colour * pigment - haemoglobin * red
+        np.multiply(pigment, np.float32(-mottle_colour[c]), out=plane)
+        plane += relief
+        if red is not None:
+            plane -= red * np.float32(HAEMOGLOBIN[c])
+        albedo[c] *= plane
     for feature in features:
         _draw_feature(albedo, feature)
     return albedo
@@ -213,7 +215,7 @@ def hair_layer(
     hair_angle: float,
     skin_area_px: float,
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """Terminal and vellus hair as (coverage float32 (H, W) in [0, 1], colour float32 (3,)).
+    """Terminal and vellus hair as (coverage uint8 (H, W), 255 = opaque; colour float32 (3,)).
 
     Hairs are thin curved polylines (0.05-0.1 mm wide, 3-25 mm long) drawn over the whole
     frame; the caller keeps them on and near skin. None when the photo shows no hair.
@@ -242,8 +244,7 @@ def hair_layer(
         return None
     from training.sources.skin_tones import lab_to_rgb
 
-    coverage = canvas.astype(np.float32) * (1.0 / 255.0)
-    return coverage, lab_to_rgb(colour_lab).astype(np.float32)
+    return canvas, lab_to_rgb(colour_lab).astype(np.float32)
 
 
 def _terminal_hair_lab(rng: np.random.Generator, tone: SkinTone) -> tuple[float, float, float]:
