@@ -191,10 +191,11 @@ def generate_body(
     shade_skin *= w_skin
     albedo *= shade_skin[None]
     image += albedo
-    spec_skin = upsample(spec_skin_low * vignette, width, height)
-    spec_skin *= w_skin
-    for c in range(3):
-        image[c] += spec_skin * gains[c]
+    if float(spec_skin_low.max()) > 1.0 / 512.0:  # a highlight worth a full-size pass
+        spec_skin = upsample(spec_skin_low * vignette, width, height)
+        spec_skin *= w_skin
+        for c in range(3):
+            image[c] += spec_skin * gains[c]
     if cloth_rgb is not None:
         cloth_rgb *= w_cloth[None]
         image += cloth_rgb
@@ -203,7 +204,7 @@ def generate_body(
         near_skin = cv2.dilate(skin_mask.view(np.uint8), np.ones((9, 9), np.uint8))
         coverage = cv2.multiply(canvas, near_skin, dtype=cv2.CV_32F)
         coverage *= np.float32(1.0 / 255.0)
-        lit = np.maximum(shade_skin, upsample(0.4 * vignette, width, height))
+        lit = np.maximum(shade_skin, np.float32(0.4))  # hairs beyond the outline: room light
         tmp = np.empty_like(lit)
         for c in range(3):  # image += coverage * (hair colour * light - image)
             np.multiply(lit, np.float32(hair_rgb[c] * gains[c]), out=tmp)
