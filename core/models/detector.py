@@ -136,7 +136,22 @@ class LesionFCN(nn.Module):
         )
         return logits[..., :h, :w]
 
+    @torch.no_grad()
     def fuse_for_inference(self) -> LesionFCN:
-        """Fold BatchNorm into the convs (in place, eval mode); returns self."""
+        """Fold BatchNorm into the convs and the input normalisation into the stem.
+
+        In place, eval mode, idempotent; returns self. Outputs are unchanged (within
+        float rounding): the stem is a 4x4 stride-4 conv without padding, so
+        ``conv((x - mean) / std)`` is exactly a conv of ``x`` with rescaled weights.
+        """
         fuse_batchnorm(self)
+        if isinstance(self.normalize, Normalize):
+            conv = self.stem[0]
+            mean = self.normalize.mean.view(1, -1, 1, 1)
+            std = self.normalize.std.view(1, -1, 1, 1)
+            weight = conv.weight / std
+            shift = (weight * mean).sum(dim=(1, 2, 3))
+            conv.weight.copy_(weight)
+            conv.bias = nn.Parameter(conv.bias - shift)
+            self.normalize = nn.Identity()
         return self

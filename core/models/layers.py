@@ -1,8 +1,11 @@
 """Building blocks shared by the networks: input normalisation, conv/deconv + BatchNorm + ReLU.
 
 All blocks take and return float32 tensors (B, C, H, W). ``fuse()`` folds a block's
-BatchNorm into its convolution for inference (same outputs within float rounding,
-one memory pass less per layer); fused blocks must not be trained further.
+BatchNorm into its convolution for inference (same outputs within float rounding);
+fused blocks must not be trained further. On the CPU, without autograd, a fused block
+runs conv + bias + ReLU as one oneDNN primitive (``torch.ops.mkldnn`` pointwise
+convolution), which saves a full read and write of the activation per layer: a
+separate ReLU cost about a third of the network's time on a 2-core machine.
 """
 
 from __future__ import annotations
@@ -34,6 +37,31 @@ class Normalize(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
+
+
+def _mkldnn_op(name: str) -> object | None:
+    ops = getattr(torch.ops, "mkldnn", None)
+    try:
+        return (
+            getattr(ops, name) if ops is not None and torch.backends.mkldnn.is_available() else None
+        )
+    except (AttributeError, RuntimeError):
+        return None
+
+
+_CONV_POINTWISE = _mkldnn_op("_convolution_pointwise")
+_DECONV_POINTWISE = _mkldnn_op("_convolution_transpose_pointwise")
+
+
+def _use_fused_kernel(x: torch.Tensor, op: object | None) -> bool:
+    """Whether a fused block may call the oneDNN pointwise kernel on ``x``."""
+    return (
+        op is not None
+        and x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and not torch.is_grad_enabled()
+        and not torch.jit.is_scripting()
+    )
 
 
 def _fold_bn(
@@ -83,6 +111,17 @@ class ConvBNAct(nn.Sequential):
         if act:
             layers.append(nn.ReLU(inplace=True))
         super().__init__(*layers)
+        self.act = act
+        self.fused = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fused and _use_fused_kernel(x, _CONV_POINTWISE):
+            conv = self[0]
+            return _CONV_POINTWISE(  # type: ignore[operator]
+                x, conv.weight, conv.bias, list(conv.padding), list(conv.stride),
+                list(conv.dilation), conv.groups, "relu" if self.act else "none", [], "",
+            )  # fmt: skip
+        return super().forward(x)
 
     @torch.no_grad()
     def fuse(self) -> None:
@@ -94,6 +133,7 @@ class ConvBNAct(nn.Sequential):
         conv.weight.copy_(weight)
         conv.bias = nn.Parameter(bias)
         self[1] = nn.Identity()
+        self.fused = True
 
 
 class DeconvBNAct(nn.Sequential):
@@ -109,6 +149,16 @@ class DeconvBNAct(nn.Sequential):
             nn.BatchNorm2d(out_channels),
             nn.ReLU(inplace=True),
         )
+        self.fused = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fused and _use_fused_kernel(x, _DECONV_POINTWISE):
+            conv = self[0]
+            return _DECONV_POINTWISE(  # type: ignore[operator]
+                x, conv.weight, conv.bias, list(conv.padding), list(conv.output_padding),
+                list(conv.stride), list(conv.dilation), conv.groups, "relu", [], "",
+            )  # fmt: skip
+        return super().forward(x)
 
     @torch.no_grad()
     def fuse(self) -> None:
@@ -120,6 +170,7 @@ class DeconvBNAct(nn.Sequential):
         conv.weight.copy_(weight)
         conv.bias = nn.Parameter(bias)
         self[1] = nn.Identity()
+        self.fused = True
 
 
 def fuse_batchnorm(model: nn.Module) -> nn.Module:

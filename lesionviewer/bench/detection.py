@@ -115,10 +115,12 @@ def _flops_ratio(options: BenchOptions, folder: Path, note: str) -> list[Measure
         with torch.autocast(device_type=device.type, enabled=use_amp):
             model.logits_lowres(x)
 
+    # FLOPs on the plain path (autograd on, so no fused oneDNN kernels that the counter
+    # cannot see): the same convolutions, counted as 2 x multiply-adds
+    with FlopCounterMode(display=False) as counter:
+        forward()
+    flops = counter.get_total_flops()
     with torch.inference_mode():
-        with FlopCounterMode(display=False) as counter:
-            forward()
-        flops = counter.get_total_flops()
         for _ in range(3):  # warm up: oneDNN/cuDNN kernels, thread pools
             forward()
             torch.mm(a, b)
