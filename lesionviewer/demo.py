@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from core.errors import DataError
+from core.errors import DataError, LesionViewerError
 from core.resources import resource_path
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,9 @@ def ensure_demo(
             cancel=lambda: False,
         )
     except Exception as exc:  # the demo still opens: photos without analysis
-        log.warning("demo analysis failed", exc_info=exc)
+        log.warning(
+            "demo analysis failed: %s", exc, exc_info=not isinstance(exc, LesionViewerError)
+        )
         say(f"warning: the demo photos could not be analysed ({exc}); analyse them in the app")
     else:
         say(f"demo ready: {outcome.lesions} lesions, {outcome.links} tracked across visits")

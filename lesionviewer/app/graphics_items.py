@@ -101,12 +101,10 @@ class LesionOutlineItem(QGraphicsPathItem):
         self.mark = mark
         self.setPos(offset[0], offset[1])
         self._color = MANUAL_COLOR if mark.manual else mark_color(mark)
-        self._pen = QPen(self._color, 2.0)
-        self._pen.setCosmetic(True)
-        self.setPen(self._pen)
         self.setBrush(QBrush(Qt.BrushStyle.NoBrush))
         self.side = ""  # "a" or "b" in the compare view
         self._outline_visible = show_outline
+        self._selected = False
         self.setZValue(3)
         self.label_item = NumberLabel(mark.label, self._color, self)
         cx, cy = mark.centroid
@@ -115,15 +113,25 @@ class LesionOutlineItem(QGraphicsPathItem):
         self.set_outline_visible(show_outline)
 
     def set_outline_visible(self, visible: bool) -> None:
+        """Outlines show in outline mode; in heatmap mode only a selected one shows."""
         self._outline_visible = bool(visible)
-        self.setPen(QPen(self._pen) if visible else QPen(Qt.PenStyle.NoPen))
+        self._apply_pen()
 
     def set_selected_look(self, selected: bool) -> None:
         """Draw the outline white and thicker while the lesion is selected."""
-        color = QColor(255, 255, 255) if selected else self._color
-        self._pen = QPen(color, 3.5 if selected else 2.0)
-        self._pen.setCosmetic(True)
-        self.set_outline_visible(self._outline_visible or selected)
+        self._selected = bool(selected)
+        self._apply_pen()
+
+    def _apply_pen(self) -> None:
+        if self._selected:
+            pen = QPen(QColor(255, 255, 255), 3.5)
+        elif self._outline_visible:
+            pen = QPen(self._color, 2.0)
+        else:
+            self.setPen(QPen(Qt.PenStyle.NoPen))
+            return
+        pen.setCosmetic(True)
+        self.setPen(pen)
 
     def shape(self) -> QPainterPath:  # noqa: N802 (Qt name): click anywhere inside
         return self.path()

@@ -79,7 +79,7 @@ class HistoryPanel(QWidget):
         self._crop_row.addStretch(1)
         crop_host = QWidget()
         crop_host.setLayout(self._crop_row)
-        scroll = QScrollArea()
+        self.crop_area = scroll = QScrollArea()
         scroll.setWidget(crop_host)
         scroll.setWidgetResizable(True)
         scroll.setFixedHeight(CROP_SIZE + 96)
@@ -109,8 +109,8 @@ class HistoryPanel(QWidget):
         layout.addWidget(self.save_button, 0, Qt.AlignmentFlag.AlignRight)
         self.save_button.clicked.connect(self._on_save)
         self._set_enabled(False)
-        self.area_plot.setVisible(False)  # no axes without a lesion
-        self.p_plot.setVisible(False)
+        for w in (self.area_plot, self.p_plot, self.crop_area):
+            w.setVisible(False)  # nothing to show without a lesion
         self.tiles: list[QWidget] = []
         self.pictures: list[QLabel] = []
 
@@ -145,8 +145,8 @@ class HistoryPanel(QWidget):
         self.biopsy.setText(history.biopsy)
         self.notes.setPlainText(history.notes)
         self._set_enabled(True)
-        self.area_plot.setVisible(True)
-        self.p_plot.setVisible(True)
+        for w in (self.area_plot, self.p_plot, self.crop_area):
+            w.setVisible(True)
         self._fill_plots(history)
         self._fill_tiles(history)
         self._workers.submit(

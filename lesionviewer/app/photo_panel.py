@@ -117,6 +117,8 @@ class PhotoPanel(QWidget):
             )
 
     def show_lesion(self, mark: LesionMark) -> None:
+        """Zoom to a lesion and highlight it."""
+        self.view.highlight(mark.observation_id)
         self.view.center_on_lesion(*mark.centroid, radius=max(mark.bbox[2] - mark.bbox[0], 8))
 
     def _on_drawn(self, contour) -> None:

@@ -133,6 +133,11 @@ class PhotoView(QGraphicsView):
             self.photo = PhotoData(**{**self.photo.__dict__, "marks": tuple(marks)})
         self._apply_display()
 
+    def highlight(self, observation_id: int | None) -> None:
+        """Draw one lesion's outline white and thick (None: no highlight)."""
+        for item in self._outlines:
+            item.set_selected_look(item.mark.observation_id == observation_id)
+
     def outline_items(self) -> list[LesionOutlineItem]:
         return list(self._outlines)
 
@@ -223,6 +228,7 @@ class PhotoView(QGraphicsView):
         if event.button() == Qt.MouseButton.LeftButton:
             item = self.outline_at(pos)
             if item is not None:
+                self.highlight(item.mark.observation_id)
                 self.lesion_clicked.emit(item.mark.observation_id)
                 return
         super().mousePressEvent(event)
