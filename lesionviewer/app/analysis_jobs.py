@@ -42,12 +42,14 @@ class PairJob:
 
 @dataclass(frozen=True)
 class AnalysisOutcome:
-    """What a job did: photos analysed, lesions found, pairs tracked, links written."""
+    """What a job did: photos analysed, lesions found, pairs tracked, links written, and
+    the ids of the photos analysed."""
 
     photos: int
     lesions: int
     pairs: int
     links: int
+    photo_ids: tuple[int, ...] = ()
 
 
 class AnalyzerHolder:
@@ -153,7 +155,9 @@ def run_analysis(
                 store.save_tracking(pair.photo_a.photo_id, pair.photo_b.photo_id, tracking)
             )
     progress(1.0, "done")
-    return AnalysisOutcome(len(photos), lesions, len(pairs), links)
+    return AnalysisOutcome(
+        len(photos), lesions, len(pairs), links, tuple(job.photo_id for job in photos)
+    )
 
 
 def import_photos(

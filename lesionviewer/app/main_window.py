@@ -140,6 +140,7 @@ class MainWindow(QMainWindow):
         h.save_requested.connect(self.corrections.save_lesion)
         self.corrections.corrected.connect(lambda msg: self.status.showMessage(msg, 8000))
         self.analysis.failed.connect(self.reporter.report)
+        self.analysis.analysed.connect(self._on_analysed)
         self.workers.error.connect(lambda _key, exc: self.reporter.report(exc))
 
     # -- patients and visits ------------------------------------------------------------------
@@ -165,7 +166,7 @@ class MainWindow(QMainWindow):
         if shown is not None:
             fresh = view.photo(shown.photo_id)
             if fresh is not None and fresh.heatmap_file != shown.heatmap_file:
-                self.photo_panel.show_photo(fresh)  # a new analysis: reload the overlay
+                self.photo_panel.show_photo(fresh)  # a first analysis: load the overlay
             elif fresh is not None:
                 self.photo_panel.update_marks(fresh)
         if self._compare_pair is not None and view.photo(self._compare_pair[0]) is not None:
@@ -178,11 +179,21 @@ class MainWindow(QMainWindow):
             except Exception:
                 self.history.history = None  # the lesion was merged away by a correction
 
+    def _on_analysed(self, outcome) -> None:
+        shown = self.photo_panel.photo
+        view = self.session.patient
+        if shown is None or view is None or shown.photo_id not in outcome.photo_ids:
+            return
+        fresh = view.photo(shown.photo_id)
+        if fresh is not None and fresh.heatmap_file == shown.heatmap_file:
+            self.photo_panel.show_photo(fresh)  # re-analysed: the overlay file has changed
+
     def show_photo(self, photo_id: int) -> None:
         view = self.session.patient
         photo = view.photo(photo_id) if view is not None else None
         if photo is not None:
             self.photo_panel.show_photo(photo)
+            self.timeline.select_photo(photo_id)
             self.tabs.setCurrentWidget(self.photo_panel)
 
     def compare_visits(self, visit_a: int, visit_b: int) -> None:

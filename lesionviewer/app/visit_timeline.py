@@ -117,6 +117,15 @@ class VisitTimeline(QWidget):
             if item.data(0, VISIT_ROLE) == visit_id:
                 self.tree.setCurrentItem(item)
 
+    def select_photo(self, photo_id: int) -> None:
+        """Mark the photo on screen in the tree (emits nothing)."""
+        for i in range(self.tree.topLevelItemCount()):
+            visit = self.tree.topLevelItem(i)
+            for j in range(visit.childCount()):
+                if visit.child(j).data(0, PHOTO_ROLE) == photo_id:
+                    self.tree.setCurrentItem(visit.child(j))
+                    return
+
     def compare_pair(self) -> tuple[int, int] | None:
         """(earlier, later) visit ids to compare: two selected, or the selected and the
         one before it, or the last two."""

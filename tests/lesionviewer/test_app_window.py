@@ -231,3 +231,41 @@ def test_main_window_screenshot_with_overlay(qtbot, app_window) -> None:
     color = image.pixelColor(pt)
     assert color.red() > color.green() + 20
     assert np.isfinite(color.redF())
+
+
+def test_dropping_photos_on_the_window_imports_them(qtbot, app_window, tmp_path, monkeypatch):
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    from core.io import save_rgb
+
+    window, ids, data_dir = app_window
+    window.patients.select_row(0)
+    qtbot.waitUntil(lambda: window.session.patient is not None, timeout=3000)
+    window.timeline.select_visit(ids["visits"][0])
+    dropped = [tmp_path / "abdomen_1.png", tmp_path / "abdomen_2.png"]
+    for i, path in enumerate(dropped):
+        save_rgb(path, skin_photo(seed=30 + i))
+    seen = {}
+
+    def fake_exec(dialog):
+        seen["rows"] = dialog.chosen()
+        return True
+
+    monkeypatch.setattr(import_dialog.ImportDialog, "exec", fake_exec)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in dropped])
+    event = QDropEvent(
+        QPointF(50, 50),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    with qtbot.waitSignal(window.analysis.imported, timeout=10000) as imported:
+        window.dropEvent(event)
+    assert [s for _, s in seen["rows"]] == ["abdomen", "abdomen"]
+    assert len(imported.args[0]) == 2
+    with Store.open(data_dir) as store:
+        sites = [p.body_site for p in store.list_photos(ids["visits"][0])]
+    assert sites == ["back", "abdomen", "abdomen"]
