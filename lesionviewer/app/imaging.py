@@ -15,12 +15,21 @@ BENIGN_RGB = (255, 214, 0)
 MALIGNANT_RGB = (230, 20, 20)
 
 
-def to_qimage(pixels: np.ndarray) -> QImage:
-    """A QImage that owns a copy of ``pixels`` (H, W, 3) RGB or (H, W, 4) RGBA uint8."""
+def to_qimage(pixels: np.ndarray, *, copy: bool = True) -> QImage:
+    """A QImage of ``pixels`` (H, W, 3) RGB or (H, W, 4) RGBA uint8.
+
+    copy=True: the QImage owns a copy. copy=False: it shares the array's memory (no copy,
+    which matters for 12-MP photos: a copy holds the GIL for tens of ms and stalls the GUI
+    thread) and keeps the array alive as an attribute; nobody may write to the array.
+    """
     pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
     h, w, c = pixels.shape
     fmt = {3: QImage.Format.Format_RGB888, 4: QImage.Format.Format_RGBA8888}[c]
-    return QImage(pixels.data, w, h, pixels.strides[0], fmt).copy()
+    image = QImage(pixels.data, w, h, pixels.strides[0], fmt)
+    if copy:
+        return image.copy()
+    image._pixels = pixels  # the memory the QImage reads stays alive with the wrapper
+    return image
 
 
 def build_pyramid(image: np.ndarray, *, min_side: int = 384) -> list[np.ndarray]:

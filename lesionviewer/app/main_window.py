@@ -108,7 +108,7 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "Quit", self.close, "Ctrl+Q")
         analysis_menu = self.menuBar().addMenu("&Analysis")
         self._action(analysis_menu, "Analyse visit", self.analyse_current_visit, "Ctrl+R")
-        self._action(analysis_menu, "Compare visits", self.timeline._on_compare, "Ctrl+K")
+        self._action(analysis_menu, "Compare visits", self.timeline.request_compare, "Ctrl+K")
         self._action(analysis_menu, "Cancel", lambda: self.workers.cancel(), "Esc")
 
     def _connect(self) -> None:

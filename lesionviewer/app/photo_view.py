@@ -52,7 +52,7 @@ def prepare_photo(photo: PhotoData, progress=None, cancel=None) -> LoadedPhoto:
     image = load_photo(photo.path)
     if progress is not None:
         progress(0.5, f"{photo.path.name}: building views")
-    levels = tuple(to_qimage(level) for level in build_pyramid(image))
+    levels = tuple(to_qimage(level, copy=False) for level in build_pyramid(image))
     heatmap = photo.heatmap
     if heatmap is None and photo.heatmap_file is not None:
         heatmap = load_heatmap_file(photo.heatmap_file)

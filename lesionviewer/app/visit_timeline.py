@@ -71,7 +71,7 @@ class VisitTimeline(QWidget):
         self.new_button.clicked.connect(self.new_visit_requested)
         self.import_button.clicked.connect(self._emit_for_visit(self.import_requested))
         self.analyse_button.clicked.connect(self._emit_for_visit(self.analyse_requested))
-        self.compare_button.clicked.connect(self._on_compare)
+        self.compare_button.clicked.connect(self.request_compare)
         self.set_visits("No patient", ())
 
     def set_visits(self, title: str, visits: tuple[VisitSummary, ...], *, select_visit=None):
@@ -154,7 +154,8 @@ class VisitTimeline(QWidget):
         if photo_id is not None:
             self.photo_selected.emit(int(photo_id))
 
-    def _on_compare(self) -> None:
+    def request_compare(self) -> None:
+        """Emit compare_requested for :meth:`compare_pair` (if there is one)."""
         pair = self.compare_pair()
         if pair is not None:
             self.compare_requested.emit(*pair)

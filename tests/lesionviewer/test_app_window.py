@@ -204,7 +204,7 @@ def test_a_slot_that_raises_shows_an_error_and_the_app_keeps_running(qtbot, app_
         def broken_slot() -> None:
             raise RuntimeError("boom in a slot")
 
-        window.fit_connection = window.photo_panel.fit_button.clicked.connect(broken_slot)
+        window.photo_panel.fit_button.clicked.connect(broken_slot)
         window.photo_panel.fit_button.click()
         qtbot.waitUntil(lambda: bool(shown), timeout=3000)
         assert "boom in a slot" in shown[0]
