@@ -33,7 +33,11 @@ APP_TITLE = "LesionViewer"
 
 
 def app_icon() -> QIcon:
-    return QIcon(str(resource_path("icons", "lesionviewer.svg")))
+    """The app icon: the SVG, or its 256 px PNG where Qt has no SVG support."""
+    icon = QIcon(str(resource_path("icons", "lesionviewer.svg")))
+    if icon.pixmap(64, 64).isNull():
+        icon = QIcon(str(resource_path("icons", "lesionviewer.png")))
+    return icon
 
 
 class MainWindow(QMainWindow):

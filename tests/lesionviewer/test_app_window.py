@@ -67,6 +67,14 @@ def test_open_patient_photo_and_lesion_history(qtbot, app_window) -> None:
     centre = window.photo_panel.view.mapToScene(window.photo_panel.view.viewport().rect().center())
     assert abs(centre.x() - 150) < 15 and abs(centre.y() - 110) < 15
     shot(window, "main_window_history.png")
+    # notes and the biopsy result are saved on the lesion
+    window.history.biopsy.setText("compound nevus")
+    window.history.notes.setPlainText("patient noticed growth")
+    window.history.save_button.click()
+    with Store.open(window.session.data_dir) as store:
+        lesion = store.get_lesion(history.lesion_id)
+    assert (lesion.biopsy_result, lesion.notes) == ("compound nevus", "patient noticed growth")
+    assert window.history.biopsy.text() == "compound nevus"  # re-read after the save
 
 
 def test_corrections_add_delete_change_class_are_stored_and_audited(qtbot, app_window) -> None:
@@ -222,6 +230,7 @@ def test_main_window_screenshot_with_overlay(qtbot, app_window) -> None:
     open_patient_and_photo(qtbot, window, ids)
     assert window.photo_panel.view._overlay_item is not None
     assert window.status.device_label.text().startswith("Device: CPU")
+    assert not window.windowIcon().pixmap(32, 32).isNull()
     image = window.grab().toImage()
     assert image.width() > 1000
     shot(window, "main_window.png")
