@@ -11,13 +11,13 @@ on the DataLoader worker that made them or on the number of workers.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 
 @dataclass(frozen=True)
@@ -137,9 +137,11 @@ class CropDataset(Dataset):
     """Wraps a detection dataset (items {"image": uint8 (3,H,W), "class_map": (H,W)}) and
     yields, per photo, {"image": uint8 (K,3,S,S), "class_map": int64 (K,S,S)}.
 
-    ``set_epoch(e)`` changes the crops (and, with ``fresh_photos_per_epoch``, the photos:
-    index i of epoch e reads photo ``e * len(self) + i`` of ``base``, which must then be
-    long enough, e.g. an on-the-fly synthetic dataset).
+    Index ``i`` covers the whole schedule: epoch ``e, j = divmod(i, photos_per_epoch)``;
+    it reads photo ``i`` of ``base`` (``fresh_photos_per_epoch``: every epoch new photos,
+    so ``base`` must hold ``photos_per_epoch * epochs``) or photo ``j`` (the same photos
+    each epoch), and draws its crops from ``default_rng([seed, e, j])``. Holding no
+    per-epoch state lets persistent DataLoader workers serve every epoch.
     """
 
     def __init__(
@@ -147,36 +149,73 @@ class CropDataset(Dataset):
         base: Dataset,
         recipe: CropRecipe,
         *,
-        length: int,
+        photos_per_epoch: int,
+        epochs: int,
         seed: int,
         fresh_photos_per_epoch: bool = False,
     ) -> None:
         self.base = base
         self.recipe = recipe
-        self.length = int(length)
+        self.photos_per_epoch = int(photos_per_epoch)
+        self.epochs = int(epochs)
         self.seed = int(seed)
         self.fresh = bool(fresh_photos_per_epoch)
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
 
     def __len__(self) -> int:
-        return self.length
+        return self.photos_per_epoch * self.epochs
 
     def photo_index(self, index: int) -> int:
-        return self.epoch * self.length + index if self.fresh else index
+        return index if self.fresh else index % self.photos_per_epoch
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        epoch, j = divmod(int(index), self.photos_per_epoch)
         item = self.base[self.photo_index(index)]
         image = item["image"].permute(1, 2, 0).contiguous().numpy()
         class_map = np.asarray(item["class_map"], dtype=np.uint8)
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        rng = np.random.default_rng([self.seed, epoch, j])
         images, labels = random_crops(image, class_map, rng, self.recipe)
         return {
             "image": torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
             "class_map": torch.from_numpy(labels.astype(np.int64)),
         }
+
+
+class EpochSampler(Sampler[int]):
+    """Indices of a :class:`CropDataset`, epoch after epoch from ``start_epoch``.
+
+    Each epoch is a permutation of its ``photos_per_epoch`` indices drawn from a
+    ``torch.Generator`` seeded by (seed, epoch); with ``world_size`` processes, process
+    ``rank`` takes every ``world_size``-th index of it (the DistributedSampler scheme), the
+    epoch's share cut to ``per_process`` indices (at most ``limit``) so that all processes
+    step together.
+    """
+
+    def __init__(
+        self,
+        photos_per_epoch: int,
+        epochs: int,
+        *,
+        seed: int,
+        start_epoch: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        limit: int | None = None,
+    ) -> None:
+        self.n, self.epochs, self.seed = int(photos_per_epoch), int(epochs), int(seed)
+        self.start, self.rank, self.world = int(start_epoch), int(rank), int(world_size)
+        self.per_process = self.n // self.world
+        if limit is not None:
+            self.per_process = min(self.per_process, int(limit))
+
+    def __len__(self) -> int:
+        return self.per_process * (self.epochs - self.start)
+
+    def __iter__(self) -> Iterator[int]:
+        for epoch in range(self.start, self.epochs):
+            g = torch.Generator().manual_seed(self.seed * 10007 + epoch)
+            order = torch.randperm(self.n, generator=g)[self.rank :: self.world]
+            for j in order[: self.per_process].tolist():
+                yield epoch * self.n + int(j)
 
 
 def collate_crops(items: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

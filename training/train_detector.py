@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from core.errors import DataError, ModelError
 from training import distributed as dist_utils
-from training.detector_crops import CropDataset, CropRecipe, collate_crops
+from training.detector_crops import CropDataset, CropRecipe, EpochSampler, collate_crops
 from training.detector_data import ValidationSet, data_summary, detection_dataset
 from training.metrics import MIN_DIAMETER_PX, LesionDetectionMetric
 
@@ -149,26 +149,39 @@ def _seed_worker(worker_id: int) -> None:
 
 
 def make_loader(
-    crops: CropDataset, cfg: dict, info: dist_utils.DistInfo, workers: int, epoch: int
+    crops: CropDataset,
+    cfg: dict,
+    info: dist_utils.DistInfo,
+    *,
+    workers: int,
+    start_epoch: int,
+    steps: int,
 ) -> DataLoader:
-    """The training DataLoader of one epoch (shuffled by a seeded torch.Generator)."""
-    crops.set_epoch(epoch)
-    sampler = dist_utils.make_sampler(crops, info, shuffle=True, seed=int(cfg["seed"]))
-    generator = torch.Generator().manual_seed(int(cfg["seed"]) * 1000 + epoch)
-    if sampler is not None:
-        sampler.set_epoch(epoch)
+    """One DataLoader for the rest of the schedule: ``steps`` batches per epoch, epoch
+    after epoch (see :class:`EpochSampler`). Workers are started with "spawn" (a forked
+    child of a process that already ran OpenMP code can hang) and kept for all epochs."""
+    per_batch = int(cfg["train"]["photos_per_batch"])
+    sampler = EpochSampler(
+        crops.photos_per_epoch,
+        crops.epochs,
+        seed=int(cfg["seed"]),
+        start_epoch=start_epoch,
+        rank=info.rank,
+        world_size=info.world_size,
+        limit=steps * per_batch,
+    )
     return DataLoader(
         crops,
-        batch_size=int(cfg["train"]["photos_per_batch"]),
-        shuffle=sampler is None,
+        batch_size=per_batch,
         sampler=sampler,
-        generator=generator,
         num_workers=workers,
         collate_fn=collate_crops,
         worker_init_fn=_seed_worker,
         drop_last=True,
         pin_memory=info.device.type == "cuda",
         prefetch_factor=2 if workers > 0 else None,
+        persistent_workers=workers > 0,
+        multiprocessing_context="spawn" if workers > 0 else None,
     )
 
 
@@ -201,16 +214,16 @@ def build_optimizer(
     return optimizer, scheduler
 
 
-def _batches(loader: DataLoader, max_steps: int | None) -> Iterator[dict[str, torch.Tensor]]:
-    for step, batch in enumerate(loader):
-        if max_steps is not None and step >= max_steps:
-            return
-        yield batch
+def _batches(
+    batches: Iterator[dict[str, torch.Tensor]], steps: int
+) -> Iterator[dict[str, torch.Tensor]]:
+    for _ in range(steps):
+        yield next(batches)
 
 
 def train_one_epoch(
     model: torch.nn.Module,
-    loader: DataLoader,
+    batches: Iterator[dict[str, torch.Tensor]],
     loss_fn: DetectorLoss,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
@@ -221,11 +234,11 @@ def train_one_epoch(
     amp: bool,
     grad_clip: float,
 ) -> dict[str, float]:
-    """One pass over ``steps`` batches; returns the mean training loss over all processes."""
+    """``steps`` batches from ``batches``; returns the mean training loss over all processes."""
     model.train()
     total, count = 0.0, 0
     bar = tqdm(
-        _batches(loader, steps),
+        _batches(batches, steps),
         total=steps,
         desc=f"epoch {epoch + 1}",
         disable=not info.is_main,
@@ -340,7 +353,8 @@ def _train(args: argparse.Namespace, cfg: dict, digest: str, info: dist_utils.Di
     crops = CropDataset(
         base,
         CropRecipe.from_dict(cfg["crops"]),
-        length=photos_per_epoch,
+        photos_per_epoch=photos_per_epoch,
+        epochs=epochs,
         seed=int(cfg["seed"]),
         fresh_photos_per_epoch=fresh,
     )
@@ -373,12 +387,13 @@ def _train(args: argparse.Namespace, cfg: dict, digest: str, info: dist_utils.Di
             flush=True,
         )
     workers = int(t.get("workers", 1))
+    loader = make_loader(crops, cfg, info, workers=workers, start_epoch=start_epoch, steps=steps)
+    batches = iter(loader)
     for epoch in range(start_epoch, epochs):
-        loader = make_loader(crops, cfg, info, workers, epoch)
         tic = time.time()
         stats = train_one_epoch(
             model,
-            loader,
+            batches,
             loss_fn,
             optimizer,
             scheduler,
