@@ -259,7 +259,9 @@ def train_one_epoch(
         scheduler.step()
         total += float(loss.detach())
         count += 1
-        bar.set_postfix(loss=f"{total / count:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+        bar.set_postfix(
+            loss=f"{total / count:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}", refresh=False
+        )
     mean = total / max(count, 1)
     return {"loss": dist_utils.all_reduce_mean(mean, info), "steps": count}
 
