@@ -151,7 +151,7 @@ def make_store_patient(data_dir: Path, folder: Path) -> dict:
         model=HANDMADE,
     )
     with Store.open(data_dir) as store:
-        patient = store.add_patient("Ada Example", record_number="R-17", birth_date="1961-02-03")
+        patient = store.add_patient("Sample Patient", record_number="R-17", birth_date="1961-02-03")
         v1 = store.add_visit(patient.id, "2024-03-01")
         v2 = store.add_visit(patient.id, "2025-03-04")
         p1 = store.import_photo(v1.id, img1, body_site="back").photo

@@ -198,7 +198,7 @@ def test_analyse_with_a_tiny_model_and_export_a_report(qtbot, app_window, tmp_pa
     from pypdf import PdfReader
 
     text = "".join(page.extract_text() for page in PdfReader(files["pdf"]).pages)
-    assert "Ada Example" not in text  # de-identified
+    assert "Sample Patient" not in text  # de-identified
 
 
 @pytest.mark.qt_no_exception_capture

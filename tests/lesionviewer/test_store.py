@@ -71,10 +71,10 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
 
 
 def test_patients_search_and_update_are_audited(store: Store) -> None:
-    a = store.add_patient("Ada Example", record_number="MRN-001", birth_date="1960-02-03")
-    store.add_patient("Bob Sample", record_number="MRN-002")
-    assert [p.name for p in store.search_patients("ada")] == ["Ada Example"]
-    assert [p.name for p in store.search_patients("mrn-002")] == ["Bob Sample"]
+    a = store.add_patient("Sample Patient", record_number="MRN-001", birth_date="1960-02-03")
+    store.add_patient("Second Case", record_number="MRN-002")
+    assert [p.name for p in store.search_patients("sample")] == ["Sample Patient"]
+    assert [p.name for p in store.search_patients("mrn-002")] == ["Second Case"]
     assert store.search_patients("%") == []
     assert len(store.list_patients()) == 2
     store.update_patient(a.id, notes="allergic to plaster")

@@ -74,8 +74,8 @@ def test_integrity_check_finds_problems(tmp_path: Path) -> None:
         photos = store.list_photos(1)
         photos[1].path.unlink()
         photos[0].path.write_bytes(b"tampered")
-        other = store.add_patient("Bob")
-        # break a rule behind the API's back: a lesion of Bob seen on Ada's photo
+        other = store.add_patient("Second Case")
+        # break a rule behind the API's back: a lesion of the second patient seen on the first one's photo
         store.db.execute(
             "INSERT INTO lesion (patient_id, number, label, created_at) VALUES (?, 1, 'L1', 'x')",
             [other.id],

@@ -143,7 +143,7 @@ def test_relink_refuses_conflicts(store: Store, tmp_path: Path) -> None:
     obs = store.save_detection(photo_a, detection(A_LESIONS)).observations
     with pytest.raises(StoreError, match="already outlined"):
         store.relink(obs[0].id, obs[1].lesion_id)
-    other = store.add_patient("Bob")
+    other = store.add_patient("Second Case")
     visit = store.add_visit(other.id, "2024-01-01")
     photo = store.import_photo(visit.id, write_photo(tmp_path / "bob.png", 9)).photo
     foreign = store.save_detection(photo.id, detection(A_LESIONS)).observations[0]
