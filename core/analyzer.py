@@ -26,7 +26,7 @@ from core.types import Detection, ModelInfo, Tracking
 Progress = Callable[[float], None]
 Cancel = Callable[[], bool]
 
-DEFAULT_TILE_SIZE = 768
+DEFAULT_TILE_SIZE = 1024
 DEFAULT_OVERLAP = 96
 
 

@@ -51,21 +51,25 @@ def lesion_probability(heatmap: np.ndarray) -> np.ndarray:
     return p
 
 
-def _region_mask(p_lesion: np.ndarray, config: PostprocessConfig) -> np.ndarray:
-    """uint8 (H, W) mask of kept candidate pixels after hysteresis and closing."""
+def _candidate_regions(
+    p_lesion: np.ndarray, config: PostprocessConfig
+) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Connected regions of the closed low-threshold mask and which reach ``high``.
+
+    Returns (count, labels int32 (H, W), stats, centroids, keep bool (count,)).
+    """
     low = (p_lesion >= config.low).astype(np.uint8)
     if config.merge_px > 0:
         size = 2 * config.merge_px + 1
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
         low = cv2.morphologyEx(low, cv2.MORPH_CLOSE, kernel)
-    count, labels = cv2.connectedComponents(low, connectivity=8, ltype=cv2.CV_32S)
-    if count <= 1:
-        return np.zeros_like(low)
-    strong = np.unique(labels[p_lesion >= config.high])
-    keep = np.zeros(count, dtype=np.uint8)
-    keep[strong] = 1
-    keep[0] = 0
-    return keep[labels]
+    count, labels, stats, centroids = cv2.connectedComponentsWithStats(
+        low, connectivity=8, ltype=cv2.CV_32S
+    )
+    keep = np.zeros(count, dtype=bool)
+    keep[labels[p_lesion >= config.high]] = True  # hysteresis: reaches the high threshold
+    keep[0] = False
+    return count, labels, stats, centroids, keep
 
 
 def find_lesions(
@@ -81,12 +85,9 @@ def find_lesions(
     if heatmap.ndim != 3 or heatmap.shape[2] != 3:
         raise ValueError(f"expected a (H, W, 3) heatmap, got shape {heatmap.shape}")
     p_lesion = lesion_probability(heatmap)
-    mask = _region_mask(p_lesion, config)
-    count, labels, stats, centroids = cv2.connectedComponentsWithStats(
-        mask, connectivity=8, ltype=cv2.CV_32S
-    )
+    count, labels, stats, centroids, keep = _candidate_regions(p_lesion, config)
     found = []
-    for label in range(1, count):
+    for label in np.flatnonzero(keep):
         x, y, w, h, area = (int(v) for v in stats[label])
         if area < config.min_area_px:
             continue

@@ -196,7 +196,9 @@ def tiled_heatmap(
             batch = batch.to(device, non_blocking=True).float().div_(255.0)
             with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
                 logits = _lowres_logits(model, batch)
-            probs = F.softmax(logits.float(), dim=1).permute(0, 2, 3, 1).cpu().numpy()
+            # (B, C, h, w) -> (B, h, w, C) then softmax over the contiguous last axis
+            logits = logits.float().permute(0, 2, 3, 1).contiguous()
+            probs = F.softmax(logits, dim=-1).cpu().numpy()
             if acc is None:
                 channels = probs.shape[3]
                 acc = np.zeros((gy.padded // stride, gx.padded // stride, channels), np.float32)

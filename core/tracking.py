@@ -109,12 +109,16 @@ def estimate_flow(
     image_b: np.ndarray,
     *,
     device: torch.device | str = "auto",
-    working_size: int = WORKING_SIZE,
+    working_size: int | None = None,
 ) -> np.ndarray:
     """Dense flow A -> B: float32 (H_A, W_A, 2), A pixel + flow = its position in B.
 
     image_a, image_b: uint8 (H, W, 3) RGB of any sizes (B may differ from A in size).
+    working_size: long side of the working resolution; default the model's
+    ``working_size`` attribute (what it was trained for), else :data:`WORKING_SIZE`.
     """
+    if working_size is None:
+        working_size = int(getattr(model, "working_size", WORKING_SIZE))
     for name, image in (("A", image_a), ("B", image_b)):
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(
@@ -157,7 +161,7 @@ def track(
     detection_b: Detection,
     *,
     device: torch.device | str = "auto",
-    working_size: int = WORKING_SIZE,
+    working_size: int | None = None,
 ) -> Tracking:
     """Flow A -> B, then lesions of A matched to B's (see :func:`core.matching.match_lesions`)."""
     flow = estimate_flow(model, image_a, image_b, device=device, working_size=working_size)

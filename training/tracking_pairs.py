@@ -173,7 +173,8 @@ def _paint(image: np.ndarray, alpha: np.ndarray, colour: np.ndarray) -> np.ndarr
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
-def _lesion(lesion_id: int, mask: np.ndarray) -> Lesion | None:
+def lesion_from_mask(lesion_id: int, mask: np.ndarray, p_malignant: float = 0.0) -> Lesion | None:
+    """A :class:`Lesion` (score 1) of a bool mask's largest outline; None when empty."""
     contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     if not contours:
         return None
@@ -187,7 +188,7 @@ def _lesion(lesion_id: int, mask: np.ndarray) -> Lesion | None:
         contour,
         float(len(xs)),
         1.0,
-        0.0,
+        float(p_malignant),
     )
 
 
@@ -241,7 +242,7 @@ def make_known_pair(
     )
     lesions_a, lesions_b, corr = [], [], []
     for lesion_id, mask in enumerate(masks_a, start=1):
-        la = _lesion(lesion_id, mask)
+        la = lesion_from_mask(lesion_id, mask)
         if la is None:
             continue
         lesions_a.append(la)
@@ -262,7 +263,7 @@ def make_known_pair(
         pts = np.round(moved[inside]).astype(int)
         mask_b[pts[:, 1], pts[:, 0]] = 1
         mask_b = cv2.morphologyEx(mask_b, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
-        lb = _lesion(len(lesions_b) + 1, mask_b.astype(bool))
+        lb = lesion_from_mask(len(lesions_b) + 1, mask_b.astype(bool))
         if lb is not None:
             lesions_b.append(lb)
             corr.append((lesion_id, lb.id))
@@ -278,7 +279,7 @@ def make_known_pair(
         centres_b.append(c)
         alpha, mask = _blob(rng, (h, w), c, radius)
         image_b = _paint(image_b, alpha, _LESION_COLOURS[rng.integers(len(_LESION_COLOURS))])
-        lb = _lesion(len(lesions_b) + 1, mask)
+        lb = lesion_from_mask(len(lesions_b) + 1, mask)
         if lb is not None:
             lesions_b.append(lb)
             new_ids.append(lb.id)

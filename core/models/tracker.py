@@ -98,6 +98,8 @@ class LesionTracker(nn.Module):
     correlation_radius: radius of the local cost volume; 0 = subtraction only (the paper).
     pyramid_levels: 1 (stride 8 only), 2 (16, 8) or 3 (32, 16, 8).
     refinement_iterations: extra warp-and-update steps at stride 8, sharing its weights.
+    working_size: long side (pixels) of the resolution the network was trained for; used by
+    :func:`core.tracking.estimate_flow` unless told otherwise. Does not change the weights.
     """
 
     size_multiple = 32
@@ -114,6 +116,7 @@ class LesionTracker(nn.Module):
         pyramid_levels: int = 3,
         refinement_iterations: int = 1,
         estimator_width: int = 64,
+        working_size: int = 512,
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
     ) -> None:
@@ -124,6 +127,7 @@ class LesionTracker(nn.Module):
             raise ValueError(f"atrous_dilations needs {1 + d16} entries (1 + depths[2])")
         if pyramid_levels not in (1, 2, 3):
             raise ValueError("pyramid_levels must be 1, 2 or 3")
+        self.working_size = int(working_size)
         self.correlation_radius = int(correlation_radius)
         self.pyramid_levels = int(pyramid_levels)
         self.refinement_iterations = int(refinement_iterations)

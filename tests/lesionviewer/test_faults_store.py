@@ -30,7 +30,7 @@ def test_read_only_store_gives_clear_error(tmp_path: Path) -> None:
     with Store.open(tmp_path, readonly=True) as store:
         assert store.list_patients() == []
         with pytest.raises(StoreReadOnlyError) as info:
-            store.add_patient("Ada")
+            store.add_patient("Sample Patient")
     assert DB_NAME in str(info.value) and "read-only" in str(info.value)
 
 
@@ -57,13 +57,13 @@ def test_locked_database_gives_clear_error(tmp_path: Path) -> None:
     try:
         with Store.open(tmp_path, busy_timeout_ms=100) as store:
             with pytest.raises(StoreLockedError) as info:
-                store.add_patient("Ada")
+                store.add_patient("Sample Patient")
         assert "locked" in str(info.value) and DB_NAME in str(info.value)
     finally:
         other.execute("ROLLBACK")
         other.close()
     with Store.open(tmp_path) as store:  # usable again once the lock is gone
-        store.add_patient("Ada")
+        store.add_patient("Sample Patient")
 
 
 def test_corrupt_database_file_gives_clear_error(tmp_path: Path) -> None:
@@ -97,7 +97,7 @@ def _run_and_kill(target, args: tuple, done_file: Path, at_least: int) -> list[s
 def test_killed_import_loses_nothing_saved(tmp_path: Path) -> None:
     data = tmp_path / "data"
     with Store.open(data) as store:
-        store.add_visit(store.add_patient("Ada").id, "2024-01-01")
+        store.add_visit(store.add_patient("Sample Patient").id, "2024-01-01")
     done = tmp_path / "done.txt"
     work = tmp_path / "work"
     work.mkdir()
@@ -116,7 +116,7 @@ def test_killed_import_loses_nothing_saved(tmp_path: Path) -> None:
 def test_killed_analysis_write_leaves_store_consistent(tmp_path: Path) -> None:
     data = tmp_path / "data"
     with Store.open(data) as store:
-        visit = store.add_visit(store.add_patient("Ada").id, "2024-01-01")
+        visit = store.add_visit(store.add_patient("Sample Patient").id, "2024-01-01")
         photo = store.import_photo(visit.id, write_photo(tmp_path / "p.png", 3)).photo
     done = tmp_path / "done.txt"
     saved = _run_and_kill(

@@ -87,7 +87,7 @@ def test_patients_search_and_update_are_audited(store: Store) -> None:
 
 
 def test_audit_log_is_append_only(store: Store) -> None:
-    store.add_patient("Ada")
+    store.add_patient("Sample Patient")
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
         store.db.conn.execute("UPDATE audit SET actor = 'someone else'")
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
@@ -95,7 +95,7 @@ def test_audit_log_is_append_only(store: Store) -> None:
 
 
 def test_visits_are_ordered_by_date(store: Store) -> None:
-    p = store.add_patient("Ada")
+    p = store.add_patient("Sample Patient")
     store.add_visit(p.id, "2024-06-01")
     store.add_visit(p.id, "2023-01-15")
     assert [v.date for v in store.list_visits(p.id)] == ["2023-01-15", "2024-06-01"]
@@ -104,7 +104,7 @@ def test_visits_are_ordered_by_date(store: Store) -> None:
 
 
 def test_import_stores_copy_by_sha_and_detects_duplicates(store: Store, tmp_path: Path) -> None:
-    p = store.add_patient("Ada")
+    p = store.add_patient("Sample Patient")
     v = store.add_visit(p.id, "2024-01-01")
     first = write_photo(tmp_path / "in" / "a.JPEG", 1)
     second = write_photo(tmp_path / "in" / "b.png", 2)
@@ -126,7 +126,7 @@ def test_import_stores_copy_by_sha_and_detects_duplicates(store: Store, tmp_path
 def test_import_size_is_after_exif_rotation(store: Store, tmp_path: Path) -> None:
     from PIL import Image
 
-    v = store.add_visit(store.add_patient("Ada").id, "2024-01-01")
+    v = store.add_visit(store.add_patient("Sample Patient").id, "2024-01-01")
     path = tmp_path / "rotated.jpg"
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise for display
@@ -142,7 +142,7 @@ def test_import_size_is_after_exif_rotation(store: Store, tmp_path: Path) -> Non
 def test_corrupt_photo_is_refused_and_nothing_stays(
     store: Store, tmp_path: Path, content: bytes, name: str
 ) -> None:
-    v = store.add_visit(store.add_patient("Ada").id, "2024-01-01")
+    v = store.add_visit(store.add_patient("Sample Patient").id, "2024-01-01")
     bad = tmp_path / name
     bad.write_bytes(content)
     with pytest.raises(PhotoError) as info:
@@ -155,7 +155,7 @@ def test_corrupt_photo_is_refused_and_nothing_stays(
 
 
 def test_unsupported_suffix_is_refused(store: Store, tmp_path: Path) -> None:
-    v = store.add_visit(store.add_patient("Ada").id, "2024-01-01")
+    v = store.add_visit(store.add_patient("Sample Patient").id, "2024-01-01")
     bad = tmp_path / "notes.txt"
     bad.write_text("hello")
     with pytest.raises(PhotoError, match="notes.txt: unsupported"):
@@ -164,5 +164,5 @@ def test_unsupported_suffix_is_refused(store: Store, tmp_path: Path) -> None:
 
 def test_two_connections_see_each_others_writes(tmp_path: Path) -> None:
     with Store.open(tmp_path) as one, Store.open(tmp_path) as two:
-        one.add_patient("Ada")
-        assert [p.name for p in two.list_patients()] == ["Ada"]
+        one.add_patient("Sample Patient")
+        assert [p.name for p in two.list_patients()] == ["Sample Patient"]

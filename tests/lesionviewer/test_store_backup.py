@@ -19,7 +19,7 @@ from tests.lesionviewer.store_samples import detection, square_lesion, write_pho
 
 def _filled_store(data: Path, tmp_path: Path) -> Store:
     store = Store.open(data)
-    visit = store.add_visit(store.add_patient("Ada", record_number="R1").id, "2024-01-01")
+    visit = store.add_visit(store.add_patient("Sample Patient", record_number="R1").id, "2024-01-01")
     photos = [
         store.import_photo(visit.id, write_photo(tmp_path / f"in{i}.png", i)).photo
         for i in range(2)
@@ -36,7 +36,7 @@ def test_backup_and_restore_round_trip(tmp_path: Path, name: str) -> None:
         store.add_patient("Added after the backup")
     restored = restore_store(destination, tmp_path / "restored")
     with Store.open(restored) as copy:
-        assert [p.name for p in copy.list_patients()] == ["Ada"]
+        assert [p.name for p in copy.list_patients()] == ["Sample Patient"]
         [visit] = copy.list_visits(copy.list_patients()[0].id)
         photos = copy.list_photos(visit.id)
         assert len(photos) == 2 and all(p.path.is_file() for p in photos)
@@ -75,7 +75,7 @@ def test_integrity_check_finds_problems(tmp_path: Path) -> None:
         photos[1].path.unlink()
         photos[0].path.write_bytes(b"tampered")
         other = store.add_patient("Second Case")
-        # break a rule behind the API's back: a lesion of the second patient seen on the first one's photo
+        # break a rule behind the API's back: patient 2's lesion on patient 1's photo
         store.db.execute(
             "INSERT INTO lesion (patient_id, number, label, created_at) VALUES (?, 1, 'L1', 'x')",
             [other.id],

@@ -18,7 +18,7 @@ def store(tmp_path: Path) -> Store:
 
 def _two_visits(store: Store, tmp_path: Path) -> tuple[int, int, int]:
     """A patient with one photo at each of two visits: (patient id, photo A, photo B)."""
-    patient = store.add_patient("Ada")
+    patient = store.add_patient("Sample Patient")
     photos = []
     for i, date in enumerate(["2023-01-10", "2024-01-10"]):
         visit = store.add_visit(patient.id, date)

@@ -272,6 +272,7 @@ def run(args: argparse.Namespace) -> int:
         worker_init_fn=_worker_init,
         drop_last=True,
         prefetch_factor=2 if workers else None,
+        multiprocessing_context="spawn" if workers else None,  # see train_detector.make_loader
     )
     weights = torch.tensor(cfg["loss"]["class_weights"], dtype=torch.float32, device=device)
     started = time.time()
