@@ -19,7 +19,9 @@ from tests.lesionviewer.store_samples import detection, square_lesion, write_pho
 
 def _filled_store(data: Path, tmp_path: Path) -> Store:
     store = Store.open(data)
-    visit = store.add_visit(store.add_patient("Sample Patient", record_number="R1").id, "2024-01-01")
+    visit = store.add_visit(
+        store.add_patient("Sample Patient", record_number="R1").id, "2024-01-01"
+    )
     photos = [
         store.import_photo(visit.id, write_photo(tmp_path / f"in{i}.png", i)).photo
         for i in range(2)
