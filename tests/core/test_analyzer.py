@@ -73,3 +73,14 @@ def analyzer_folder(tmp_path: Path) -> Path:
     folder = tmp_path / "det2"
     make_model_folder(folder, seed=4)
     return folder
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_mixed_precision_agrees_with_cpu(tmp_path: Path) -> None:
+    folder = tmp_path / "det"
+    make_model_folder(folder, seed=5)
+    photo = _photo(300, 420)
+    on_cpu = Analyzer.load("cpu", detector=folder).heatmap(photo)
+    on_gpu = Analyzer.load("cuda", detector=folder).heatmap(photo)
+    np.testing.assert_allclose(on_gpu.sum(axis=2), 1.0, atol=1e-4)
+    assert np.abs(on_gpu - on_cpu).mean() < 0.01
