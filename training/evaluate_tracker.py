@@ -1,0 +1,245 @@
+"""`lesion-train evaluate-tracker`: the tracker and its baselines on the same pairs.
+
+Two sets of pairs, made in this process:
+- held-out synthetic pairs (the config's data source with a seed training never used,
+  ``--seed``; synthesis pairs carry their own lesion truth, known-deformation pairs painted
+  lesions), and
+- pairs from the real total-body-photography tiles (``../shared/data/itobos-tbp-dev``) by
+  known deformations (:func:`training.tracking_pairs.make_known_pair`: exact flow, relit,
+  lesions painted on, some gone in B, some new in B).
+Every method runs end to end at the same working resolution (:func:`core.tracking
+.estimate_flow_with`). Reported per method and set: PCK(alpha = p / L, L the diagonal of A)
+for alpha 0..0.1 (a PNG plot and the numbers at 0.01, 0.02, 0.05, 0.1), mean EPE, lesion
+matching accuracy (share of A's lesions whose outcome - the right B lesion, or gone - is
+right, with :func:`core.matching.match_lesions` on true lesion outlines), new-lesion recall
+and precision, and the median seconds per pair.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import DataError
+from core.io import SUPPORTED_SUFFIXES, load_photo
+from core.matching import match_lesions
+from core.tracking import WORKING_SIZE, FlowFn, estimate_flow_with, network_flow_fn
+from core.types import Lesion
+from training.tracking_pairs import KnownPair, lesion_from_mask, make_known_pair
+
+ALPHAS = np.linspace(0.0, 0.1, 101)
+REAL_TILES = Path("../shared/data/itobos-tbp-dev/images")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=Path, default=Path("resources/models/tracker"))
+    parser.add_argument("--config", type=Path, default=Path("training/configs/tracker.json"))
+    parser.add_argument("--out-dir", type=Path, default=Path("runs/tracker-eval"))
+    parser.add_argument("--synthetic-pairs", type=int, default=24)
+    parser.add_argument("--real-pairs-per-tile", type=int, default=6)
+    parser.add_argument("--seed", type=int, default=777001, help="held-out seed (never trained on)")
+    parser.add_argument("--real-tiles", type=Path, default=REAL_TILES)
+    parser.add_argument("--working-size", type=int, default=None)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--no-baselines", action="store_true")
+
+
+@dataclass
+class Tally:
+    """Accumulates one method's figures over pairs."""
+
+    hits: np.ndarray
+    pixels: int = 0
+    epe_sum: float = 0.0
+    lesions_a: int = 0
+    lesions_right: int = 0
+    new_true: int = 0
+    new_pred: int = 0
+    new_hit: int = 0
+    seconds: list[float] | None = None
+
+    def summary(self) -> dict:
+        pck = self.hits / max(self.pixels, 1)
+        pick = {
+            f"pck@{a:g}": round(float(pck[int(round(a * 1000))]), 4)
+            for a in (0.01, 0.02, 0.05, 0.1)
+        }
+        return {
+            **pick,
+            "epe_px": round(self.epe_sum / max(self.pixels, 1), 2),
+            "lesion_matching_accuracy": round(self.lesions_right / max(self.lesions_a, 1), 4),
+            "new_lesion_recall": round(self.new_hit / max(self.new_true, 1), 4),
+            "new_lesion_precision": round(self.new_hit / max(self.new_pred, 1), 4)
+            if self.new_pred
+            else None,
+            "median_seconds": round(float(np.median(self.seconds)), 3) if self.seconds else None,
+            "pck_curve": [round(float(v), 4) for v in pck],
+        }
+
+
+def score_pair(tally: Tally, pair: KnownPair, flow: np.ndarray) -> None:
+    """Add one pair's flow errors and matching outcome to ``tally``."""
+    diag = float(np.hypot(*pair.image_a.shape[:2]))
+    err = np.linalg.norm(flow - pair.flow, axis=2)[pair.valid][::3]
+    tally.hits += (err[None, :] < ALPHAS[:, None] * diag).sum(1)
+    tally.pixels += err.size
+    tally.epe_sum += float(err.sum())
+    matches, new_in_b, _ = match_lesions(
+        pair.lesions_a, pair.lesions_b, flow, pair.image_a, pair.image_b
+    )
+    truth = dict(pair.correspondences)
+    predicted = {m.a: m.b for m in matches}
+    for lesion in pair.lesions_a:
+        tally.lesions_a += 1
+        tally.lesions_right += int(predicted.get(lesion.id) == truth.get(lesion.id))
+    tally.new_true += len(pair.new_in_b)
+    tally.new_pred += len(new_in_b)
+    tally.new_hit += len(set(new_in_b) & set(pair.new_in_b))
+
+
+def lesions_from_instances(instance_map: np.ndarray, class_map: np.ndarray) -> tuple[Lesion, ...]:
+    """Lesions of a synthetic label pair: id = instance id, p_malignant 1 on malignant pixels."""
+    out = []
+    for k in np.unique(instance_map):
+        if k == 0:
+            continue
+        mask = instance_map == k
+        lesion = lesion_from_mask(int(k), mask, float((class_map[mask] == 2).mean()))
+        if lesion is not None:
+            out.append(lesion)
+    return tuple(out)
+
+
+def synthetic_pairs(config: dict, count: int, seed: int) -> Iterator[KnownPair]:
+    """Held-out pairs from the config's data source, at twice the training size."""
+    data = config["data"]
+    w, h = 2 * int(data["width"]), 2 * int(data["height"])
+    if data.get("source") in ("synth_pairs", "synth_folder"):
+        from training.synthesis.detection import SynthConfig
+        from training.synthesis.pairs import make_pair_sample
+
+        for i in range(count):
+            s = make_pair_sample(i, seed, SynthConfig(**data.get("synth_config", {})))
+            yield KnownPair(
+                s.image_a,
+                s.image_b,
+                s.flow,
+                s.valid,
+                lesions_from_instances(s.instance_map_a, s.class_map_a),
+                lesions_from_instances(s.instance_map_b, s.class_map_b),
+                tuple(s.correspondences),
+                tuple(s.new_in_b),
+                tuple(s.gone_from_a),
+            )
+        return
+    from training.tracker_data import WarpPairDataset
+
+    base = WarpPairDataset(
+        count,
+        seed,
+        size=(w // 2, h // 2),
+        base=data.get("source", "image_folder"),
+        folder=data.get("folder"),
+    )
+    for i in range(count):
+        rng = np.random.default_rng([seed, i])
+        image = base._base_image(i, rng)
+        yield make_known_pair(image, rng, lesions=10, gone=2, new=2)
+
+
+def real_tile_pairs(folder: Path, per_tile: int, seed: int) -> Iterator[KnownPair]:
+    """Known-deformation pairs of each real tile (10 painted lesions, 2 gone, 2 new)."""
+    files = sorted(p for p in Path(folder).glob("*") if p.suffix.lower() in SUPPORTED_SUFFIXES)
+    if not files:
+        raise DataError(Path(folder), "no real tiles found")
+    for t, path in enumerate(files):
+        image = load_photo(path)
+        for i in range(per_tile):
+            yield make_known_pair(
+                image, np.random.default_rng([seed, 1000 + t, i]), lesions=10, gone=2, new=2
+            )
+
+
+def evaluate(
+    methods: dict[str, FlowFn], pairs: Iterator[KnownPair], working_size: int
+) -> dict[str, dict]:
+    tallies = {name: Tally(hits=np.zeros(len(ALPHAS), np.int64), seconds=[]) for name in methods}
+    for pair in pairs:
+        for name, fn in methods.items():
+            t0 = time.perf_counter()
+            flow = estimate_flow_with(fn, pair.image_a, pair.image_b, working_size=working_size)
+            tallies[name].seconds.append(time.perf_counter() - t0)
+            score_pair(tallies[name], pair, flow)
+    return {name: t.summary() for name, t in tallies.items()}
+
+
+def plot_pck(results: dict[str, dict[str, dict]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 4.5), squeeze=False)
+    for ax, (set_name, per_method) in zip(axes[0], results.items(), strict=True):
+        for name, summary in per_method.items():
+            ax.plot(ALPHAS, summary["pck_curve"], label=name, lw=2.5 if name == "tracker" else 1.5)
+        ax.set(
+            title=set_name,
+            xlabel="alpha (error / image diagonal)",
+            ylabel="PCK",
+            xlim=(0, 0.1),
+            ylim=(0, 1.01),
+        )
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run(args: argparse.Namespace) -> int:
+    from core.model_folder import load_model_folder
+
+    config = json.loads(Path(args.config).read_text(encoding="utf-8"))
+    model, meta = load_model_folder(args.model, "cpu")
+    working = int(args.working_size or getattr(model, "working_size", WORKING_SIZE))
+    methods: dict[str, FlowFn] = {"tracker": network_flow_fn(model, args.device)}
+    if not args.no_baselines:
+        from training.baselines.flow_baselines import BASELINES
+
+        methods.update(BASELINES)
+    results = {
+        "held-out synthetic pairs": evaluate(
+            methods, synthetic_pairs(config, args.synthetic_pairs, args.seed), working
+        ),
+        "real tiles, known deformations": evaluate(
+            methods, real_tile_pairs(args.real_tiles, args.real_pairs_per_tile, args.seed), working
+        ),
+    }
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    plot_pck(results, out / "pck.png")
+    report = {
+        "model": {k: meta.get(k) for k in ("name", "version", "sha256")},
+        "working_size": working,
+        "seed": args.seed,
+        "results": results,
+    }
+    (out / "tracker_eval.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    for set_name, per_method in results.items():
+        print(set_name)
+        for name, s in per_method.items():
+            print(
+                f"  {name:24s} PCK@.02 {s['pck@0.02']:.3f} @.05 {s['pck@0.05']:.3f} "
+                f"EPE {s['epe_px']:7.2f} "
+                f"match {s['lesion_matching_accuracy']:.3f} new R {s['new_lesion_recall']:.3f} "
+                f"P {s['new_lesion_precision']} {s['median_seconds']}s"
+            )
+    print(f"wrote {out / 'pck.png'} and {out / 'tracker_eval.json'}")
+    return 0
