@@ -84,3 +84,31 @@ def test_cuda_mixed_precision_agrees_with_cpu(tmp_path: Path) -> None:
     on_gpu = Analyzer.load("cuda", detector=folder).heatmap(photo)
     np.testing.assert_allclose(on_gpu.sum(axis=2), 1.0, atol=1e-4)
     assert np.abs(on_gpu - on_cpu).mean() < 0.01
+
+
+def test_track_and_map_points_use_the_tracker_folder(tmp_path: Path) -> None:
+    from core.model_folder import save_model_folder
+    from core.models import build_model
+
+    detector, tracker = tmp_path / "det", tmp_path / "trk"
+    make_model_folder(detector, seed=6)
+    kwargs = {"pyramid_levels": 2, "refinement_iterations": 0, "working_size": 128}
+    torch.manual_seed(0)
+    save_model_folder(
+        tracker,
+        build_model("lesion_tracker", **kwargs),
+        arch="lesion_tracker",
+        arch_kwargs=kwargs,
+        meta={"name": "test-tracker", "version": "0"},
+    )
+    analyzer = Analyzer.load("cpu", detector=detector, tracker=tracker)
+    photo = _photo(120, 160)
+    seen: list[float] = []
+    result = analyzer.track(photo, photo, progress=seen.append)
+    assert result.flow.shape == (120, 160, 2) and result.flow.dtype == np.float32
+    assert result.model == analyzer.tracker_info and result.model.name == "test-tracker"
+    assert seen == sorted(seen) and seen[-1] == 1.0
+    points = analyzer.map_points(photo, photo, [[10.0, 20.0], [150.5, 100.25]])
+    assert points.shape == (2, 2) and np.isfinite(points).all()
+    with pytest.raises(Cancelled):
+        analyzer.track(photo, photo, cancel=lambda: True)
