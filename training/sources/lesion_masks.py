@@ -28,9 +28,11 @@ import numpy as np
 from scipy import ndimage
 
 #: Bump whenever the algorithm changes: cached masks of older versions are ignored.
-MASK_ALGORITHM_VERSION = "lesion-mask-v1"
+MASK_ALGORITHM_VERSION = "lesion-mask-v2"
 #: Longest side of the working image, in pixels.
 WORK_SIDE = 256
+#: The final mask is dilated by this fraction of the lesion's equivalent radius (>= 2 px).
+DILATE_FRACTION = 0.1
 #: Environment variable that overrides the cache folder.
 CACHE_ENV = "LESIONVIEWER_CACHE"
 
@@ -92,8 +94,18 @@ def pen_mask(image: np.ndarray) -> np.ndarray:
     blue = cv2.morphologyEx(blue.astype(np.uint8), cv2.MORPH_CLOSE, _disk(1)).astype(bool)
     strokes |= _keep_strokes(blue, side)
     blobs |= cv2.morphologyEx(blue.astype(np.uint8), cv2.MORPH_OPEN, _disk(radius)).astype(bool)
+    # faint ink: a loop of thin, darker, hue-turned line around the centre (pink-purple pen)
+    loop = _thin_loop(l_, angle, chroma, skin_l, skin_angle, side)
+    strokes |= loop
     if strokes.sum() < 0.002 * strokes.size:
         return np.zeros_like(strokes)
+    # hysteresis: grow the sure strokes into connected, weaker ink-coloured pixels, so a
+    # stroke is found whole where parts of it are thick, pale or crossed by hair
+    thin_dark = cv2.morphologyEx(gray, cv2.MORPH_BLACKHAT, _disk(round(side * 0.05))) > 5
+    # (blue only: a pink lesion is hue-turned from the skin as well, blue never)
+    weak = ((b > r + 2) | (b_ < min(skin_bb - 10, -3))) & (l_ < skin_l - 3)
+    weak = cv2.morphologyEx((weak & thin_dark).astype(np.uint8), cv2.MORPH_CLOSE, _disk(1))
+    strokes = _geodesic_grow(strokes, weak.astype(bool), steps=max(4, round(side * 0.3)))
     ink = strokes.copy()
     near_stroke = cv2.dilate(strokes.astype(np.uint8), _disk(2)).astype(bool)
     labels, n = ndimage.label(blobs)
@@ -103,6 +115,64 @@ def pen_mask(image: np.ndarray) -> np.ndarray:
         if (blob & near_stroke).any() and blob.sum() < 0.5 * total:
             ink |= blob
     return ink
+
+
+def _geodesic_grow(seed: np.ndarray, allowed: np.ndarray, steps: int) -> np.ndarray:
+    """Grow bool ``seed`` inside ``allowed`` by at most ``steps`` 8-connected pixel steps."""
+    grown = seed.astype(np.uint8)
+    region = (allowed | seed).astype(np.uint8)
+    kernel = np.ones((3, 3), np.uint8)
+    for _ in range(steps):
+        nxt = cv2.dilate(grown, kernel) & region
+        if np.array_equal(nxt, grown):
+            break
+        grown = nxt
+    return grown.astype(bool)
+
+
+def _thin_loop(
+    l_: np.ndarray,
+    angle: np.ndarray,
+    chroma: np.ndarray,
+    skin_l: float,
+    skin_angle: float,
+    side: int,
+) -> np.ndarray:
+    """Thin dark line of ink-turned hue that nearly closes a loop around the centre.
+
+    Catches faint or pinkish-purple pen circles whose colour alone is too close to a red
+    lesion: the evidence is the shape (a long thin line around the lesion), confirmed by a
+    mean hue turned towards purple.
+    """
+    h, w = l_.shape
+    lum = np.clip(l_ * 2.55, 0, 255).astype(np.uint8)
+    line = cv2.morphologyEx(lum, cv2.MORPH_BLACKHAT, _disk(max(2, round(side * 0.025))))
+    thin = (line > 10) & (l_ < skin_l - 2)
+    thin = cv2.morphologyEx(thin.astype(np.uint8), cv2.MORPH_CLOSE, _disk(1)).astype(bool)
+    labels, n = ndimage.label(thin, structure=np.ones((3, 3)))
+    out = np.zeros((h, w), bool)
+    turn = skin_angle - angle
+    for k, slc in enumerate(ndimage.find_objects(labels), start=1):
+        comp = labels[slc] == k
+        area = int(comp.sum())
+        if area < side * 0.4:
+            continue
+        ys, xs = np.nonzero(comp)
+        (_, _), (rw, rh), _ = cv2.minAreaRect(np.stack([xs, ys], 1).astype(np.float32))
+        if max(rw, rh) < 0.3 * side or area / max(1.0, rw * rh) > 0.3:
+            continue
+        full = np.zeros((h, w), bool)
+        full[slc] = comp
+        if float(np.median(turn[full])) < 8 or float(np.median(chroma[full])) < 4:
+            continue
+        if pen_enclosure(full) is not None:
+            # keep the outer band only: hairs and skin lines joined to the loop from inside
+            # are not ink
+            closed = cv2.morphologyEx(full.astype(np.uint8), cv2.MORPH_CLOSE, _disk(side // 25))
+            filled = ndimage.binary_fill_holes(closed).astype(np.uint8)
+            inner = cv2.erode(filled, _disk(max(2, round(side * 0.03)))).astype(bool)
+            out |= full & ~inner
+    return out
 
 
 def _keep_strokes(candidates: np.ndarray, side: int) -> np.ndarray:
@@ -239,8 +309,18 @@ def _choose_component(candidate: np.ndarray, score: np.ndarray) -> np.ndarray | 
         centre_weight = np.exp(-((dist / 0.22) ** 2)) * np.exp(-((near / 0.12) ** 2))
         touches = comp[0].any() + comp[-1].any() + comp[:, 0].any() + comp[:, -1].any()
         contrast = float(score[comp].mean())
+        # skin folds and creases are long and narrow; lesions rarely exceed 2.5:1
+        (_, _), (rw, rh), _ = cv2.minAreaRect(np.stack([xs, ys], 1).astype(np.float32))
+        aspect = max(rw, rh) / max(1.0, min(rw, rh))
+        slender = min(1.0, 2.5 / aspect) ** 1.5
         value = (
-            np.sqrt(area) * contrast * centre_weight * (solidity**1.5) * convexity * (0.5**touches)
+            np.sqrt(area)
+            * contrast
+            * centre_weight
+            * (solidity**1.5)
+            * convexity
+            * slender
+            * (0.5**touches)
         )
         if value > best_value:
             best, best_value = filled, value
@@ -311,7 +391,11 @@ def segment_lesion(image: np.ndarray) -> np.ndarray:
     if n > 1:
         sizes = ndimage.sum(mask, labels, index=np.arange(1, n + 1))
         mask = labels == (1 + int(np.argmax(sizes)))
-    return ndimage.binary_fill_holes(mask)
+    mask = ndimage.binary_fill_holes(mask)
+    # grow a little: the lesion's faint edge must not be left as a halo outside the mask
+    radius = np.sqrt(mask.sum() / np.pi)
+    grow = max(2, round(DILATE_FRACTION * radius))
+    return cv2.dilate(mask.astype(np.uint8), _disk(grow)).astype(bool)
 
 
 def cache_dir(override: str | Path | None = None) -> Path:
