@@ -59,3 +59,26 @@ def test_bad_arguments() -> None:
         generate_lesion(np.random.default_rng(0), kind="wart")
     with pytest.raises(ValueError):
         generate_lesion(np.random.default_rng(0), diameter_px=2)
+
+
+def _saturation_contrast(kind: str, seed: int) -> float:
+    """Mean HSV saturation of the lesion minus that of the skin around it (0-255 scale)."""
+    import cv2
+
+    patch = generate_lesion(np.random.default_rng([seed, 99]), kind=kind, diameter_px=48)
+    sat = cv2.cvtColor(patch.image, cv2.COLOR_RGB2HSV)[..., 1].astype(float)
+    return float(sat[patch.mask].mean() - sat[~patch.mask].mean())
+
+
+def test_malignant_not_readable_from_saturation() -> None:
+    # real BCC/SCC are mostly subtle pink patches, as saturated as benign keratoses:
+    # most malignant non-melanoma lesions must fall inside the benign keratoses' range
+    benign = [
+        _saturation_contrast(k, s) for k in ("actinic_keratosis", "angioma") for s in range(12)
+    ]
+    malignant = [_saturation_contrast(k, s) for k in ("bcc", "scc") for s in range(12)]
+    lo, hi = np.percentile(benign, [10, 90])
+    inside = np.mean([lo <= m <= hi for m in malignant])
+    assert inside >= 0.6, (
+        f"only {inside:.0%} of BCC/SCC inside the benign range [{lo:.0f}, {hi:.0f}]"
+    )

@@ -17,7 +17,14 @@ import numpy as np
 
 from training.sources.base import BENIGN, MALIGNANT, LesionPatch
 
-BENIGN_KINDS = ("nevus", "compound_nevus", "seborrheic_keratosis", "angioma", "lentigo")
+BENIGN_KINDS = (
+    "nevus",
+    "compound_nevus",
+    "seborrheic_keratosis",
+    "angioma",
+    "lentigo",
+    "actinic_keratosis",
+)
 MALIGNANT_KINDS = ("melanoma", "bcc", "scc")
 KINDS = BENIGN_KINDS + MALIGNANT_KINDS
 DIAGNOSIS = {
@@ -26,6 +33,7 @@ DIAGNOSIS = {
     "seborrheic_keratosis": "SEK",
     "angioma": "ANG",
     "lentigo": "LEN",
+    "actinic_keratosis": "ACK",
     "melanoma": "MEL",
     "bcc": "BCC",
     "scc": "SCC",
@@ -37,6 +45,7 @@ DIAMETER_MM = {
     "seborrheic_keratosis": (5.0, 18.0),
     "angioma": (1.5, 5.0),
     "lentigo": (3.0, 12.0),
+    "actinic_keratosis": (3.0, 14.0),
     "melanoma": (6.0, 22.0),
     "bcc": (4.0, 15.0),
     "scc": (5.0, 18.0),
@@ -101,11 +110,11 @@ def sample_params(
         raise ValueError(f"unknown lesion kind {kind!r}; known: {', '.join(KINDS)}")
     malignant = kind in MALIGNANT_KINDS
     asym = rng.uniform(0.45, 1.0) if kind == "melanoma" else rng.uniform(0.0, 0.45)
-    if kind in ("bcc", "scc", "lentigo", "seborrheic_keratosis"):
+    if kind in ("bcc", "scc", "lentigo", "seborrheic_keratosis", "actinic_keratosis"):
         asym = rng.uniform(0.2, 0.7)
     border = rng.uniform(0.5, 1.0) if kind == "melanoma" else rng.uniform(0.05, 0.4)
-    if kind in ("scc", "bcc"):
-        border = rng.uniform(0.3, 0.7)
+    if kind in ("scc", "bcc", "actinic_keratosis"):
+        border = rng.uniform(0.3, 0.8)
     colours = int(rng.integers(3, 7)) if kind == "melanoma" else int(rng.integers(1, 3))
     if malignant and kind != "melanoma":
         colours = int(rng.integers(2, 5))
@@ -127,8 +136,10 @@ def _skin(rng: np.random.Generator, size: int, tone: float, scale: float) -> np.
     i = min(int(pos), len(_SKIN_TONES) - 2)
     base = _SKIN_TONES[i] * (1 - (pos - i)) + _SKIN_TONES[i + 1] * (pos - i)
     base = base * rng.uniform(0.92, 1.06, 3).astype(np.float32)
-    redness = 0.04 * _noise(rng, size, 3, 2)[..., None] * np.array([0.2, -1.0, -0.8], np.float32)
-    mottle = 1 + 0.035 * _noise(rng, size, 5, 3)[..., None]
+    red_amp = rng.uniform(0.03, 0.1)
+    blotch = np.clip(_noise(rng, size, 4, 2) + 0.2, 0, None)[..., None]  # red, never green
+    redness = red_amp * blotch * np.array([0.1, -1.0, -0.7], np.float32)
+    mottle = 1 + rng.uniform(0.03, 0.06) * _noise(rng, size, 6 * max(1.0, scale), 3)[..., None]
     fine = 1 + 0.025 * rng.standard_normal((size, size, 1)).astype(np.float32)
     # skin lines: fine furrows in two crossing directions
     lines = np.zeros((size, size), np.float32)
@@ -141,8 +152,17 @@ def _skin(rng: np.random.Generator, size: int, tone: float, scale: float) -> np.
         kernel = cv2.warpAffine(kernel, rot, (length, length))
         lines += cv2.filter2D(grain, -1, kernel / max(1e-6, kernel.sum()))
     lines = np.clip(-lines / (lines.std() + 1e-6) - 1.0, 0, None)
-    fine = fine * (1 - rng.uniform(0.03, 0.08) * lines)[..., None]
+    fine = fine * (1 - rng.uniform(0.01, 0.04) * cv2.GaussianBlur(lines, (0, 0), 0.8))[..., None]
     skin = base * mottle * fine * (1 + redness)
+    # sun damage: scattered light-brown freckles (older skin, where keratoses and BCC grow)
+    spots = int(rng.poisson(rng.uniform(0, 14) * (size / 128) ** 2))
+    if spots:
+        dots = np.zeros((size, size), np.float32)
+        ys, xs = rng.integers(0, size, spots), rng.integers(0, size, spots)
+        dots[ys, xs] = rng.uniform(0.5, 1.0, spots)
+        dots = cv2.GaussianBlur(dots, (0, 0), max(0.8, size / 60))
+        dots /= max(1e-6, float(dots.max()))
+        skin = skin * np.exp(-0.35 * dots[..., None] * _MELANIN)
     pores = int(rng.poisson(size * size / (180 * scale * scale)))
     if pores:
         ys, xs = rng.integers(0, size, pores), rng.integers(0, size, pores)
@@ -180,7 +200,14 @@ def _shape(
     rough = _noise(rng, size, max(3.0, size / 10), 2)
     edge += p.border_irregularity * 0.08 * rough
     sd = edge - rho  # > 0 inside, in units of the radius
-    softness = {"lentigo": 0.25, "melanoma": 0.14, "scc": 0.2, "bcc": 0.14}.get(p.kind, 0.09)
+    softness = {
+        "lentigo": 0.25,
+        "melanoma": 0.14,
+        "scc": 0.3,
+        "bcc": 0.28,
+        "actinic_keratosis": 0.4,
+        "seborrheic_keratosis": 0.12,
+    }.get(p.kind, 0.09)
     soft_px = max(0.6, softness * radius * rng.uniform(0.6, 1.4))
     alpha = np.clip(0.5 + sd * radius / (2 * soft_px), 0, 1)
     alpha = alpha * alpha * (3 - 2 * alpha)
@@ -250,32 +277,50 @@ def render_lesion(rng: np.random.Generator, p: LesionParams) -> tuple[np.ndarray
             blood = 0.6 * np.clip(n3 + 0.3, 0, None)
         else:
             blood = 0.15 * np.clip(n3, 0, None)
+    elif kind == "actinic_keratosis":
+        # rough, ill-defined pink-to-brown patch with adherent white-yellow scale
+        patchy = np.clip(0.6 + 0.6 * n1, 0, 1.4)
+        blood = rng.uniform(0.12, 0.45) * patchy * (0.6 + 0.4 * u**0.5)
+        melanin = rng.uniform(0.0, 0.6) * np.clip(0.5 + n2, 0, 1.5) * (0.7 + 0.3 * u)
+        flakes = _noise(rng, size, cells * 5, 2) * 1.3 + rng.uniform(-0.9, 0.0)
+        flakes = np.clip(flakes, 0, 1) * (0.6 + 0.4 * rng.random((size, size), np.float32))
+        overlays.append((rng.uniform(0.2, 0.6) * flakes * u**0.4, np.array([0.9, 0.84, 0.74])))
+        height = u**0.5 * (0.5 + 0.6 * flakes) * scale
     elif kind == "bcc":
-        blood = rng.uniform(0.35, 0.8) * (0.6 + 0.4 * (1 - u)) * (1 + 0.3 * n1)
-        height = (np.clip(u * 2.5, 0, 1) * (1 - 0.35 * u)) * rng.uniform(3, 5) * scale
-        rim = np.exp(-(((u - 0.3) / 0.18) ** 2))
-        overlays.append((0.2 * rim + 0.08, np.array([0.93, 0.84, 0.82])))  # pearly rim
+        # mostly a subtle pink patch or pearly papule; few are ulcerated or pigmented
+        nodular = rng.random() < 0.5
+        blood = rng.uniform(0.15, 0.5) * (0.7 + 0.3 * u**0.5) * (1 + 0.35 * n1)
+        if nodular:
+            height = np.clip(u * 2.0, 0, 1) ** 0.7 * rng.uniform(2, 5) * scale
+            sheen = np.clip(0.6 * u**0.8 + 0.2 * n2, 0, 1)
+            overlays.append((rng.uniform(0.1, 0.3) * sheen, np.array([0.94, 0.86, 0.84])))
+        else:
+            flakes = np.clip(_noise(rng, size, cells * 5, 2) * 1.2 - 0.5, 0, 1)
+            overlays.append((0.25 * flakes * u**0.5, np.array([0.9, 0.84, 0.78])))
+            height = u**0.5 * scale
         vessels = np.abs(_noise(rng, size, cells * 1.6, 2))
-        vessels = np.clip(1 - vessels * 14, 0, 1) * (u > 0.05) * (u < 0.85)
-        blood = blood + 0.9 * vessels
-        if rng.random() < 0.45:  # central ulcer with crust
-            ulcer = np.clip((u - rng.uniform(0.7, 0.9)) * 6 + 0.4 * n2, 0, 1)
-            overlays.append((0.9 * ulcer, np.array([0.42, 0.16, 0.12])))
-        melanin = 0.25 * np.clip(n3, 0, None) * rng.uniform(0, 1.5)
+        vessels = np.clip(1 - vessels * 16, 0, 1) * (u > 0.05) * (u < 0.9)
+        blood = blood + rng.uniform(0.1, 0.5) * vessels
+        if rng.random() < 0.2:  # small central erosion with a thin crust
+            ulcer = np.clip((u - rng.uniform(0.8, 0.95)) * 6 + 0.4 * n2, 0, 1)
+            overlays.append((0.6 * ulcer, np.array([0.5, 0.25, 0.18])))
+        melanin = np.clip(n3, 0, None) * (rng.uniform(0.5, 1.5) if rng.random() < 0.15 else 0.2)
     elif kind == "scc":
-        blood = rng.uniform(0.6, 1.2) * (0.5 + 0.5 * u**0.5) * (1 + 0.3 * n1)
-        scale_map = _noise(rng, size, cells * 4, 2) * 1.2 + rng.uniform(-0.6, 0.2)
+        # pink-red keratotic patch or plaque, often scaly, sometimes crusted
+        blood = rng.uniform(0.2, 0.65) * (0.6 + 0.4 * u**0.5) * (1 + 0.35 * n1)
+        scale_map = _noise(rng, size, cells * 4, 2) * 1.2 + rng.uniform(-0.8, 0.1)
         scale_map = np.clip(scale_map, 0, 1) * (0.7 + 0.3 * rng.random((size, size), np.float32))
-        overlays.append((0.6 * scale_map * u**0.5, np.array([0.9, 0.86, 0.78])))
-        height = u**0.4 * (2 + 2 * scale_map) * scale
-        if rng.random() < 0.4:
-            crust = np.clip((u - 0.6) * 5 + n2, 0, 1)
-            overlays.append((0.8 * crust, np.array([0.45, 0.2, 0.13])))
-        melanin = 0.2 * np.clip(n3, 0, None)
+        overlays.append((rng.uniform(0.25, 0.6) * scale_map * u**0.5, np.array([0.9, 0.86, 0.78])))
+        height = u**0.4 * (1 + 2 * scale_map) * scale
+        if rng.random() < 0.25:
+            crust = np.clip((u - 0.7) * 5 + n2, 0, 1)
+            overlays.append((0.6 * crust, np.array([0.5, 0.27, 0.17])))
+        melanin = rng.uniform(0.0, 0.4) * np.clip(n3, 0, None)
     melanin = np.asarray(melanin, np.float32)
     blood = np.asarray(blood, np.float32)
     # pigment shows less on dark skin that is already full of melanin
-    contrast = (1.0 - 0.45 * dark_skin) * rng.uniform(0.7, 1.05)
+    # the same spread of subtlety for every kind, so class is not readable from contrast
+    contrast = (1.0 - 0.45 * dark_skin) * rng.uniform(0.55, 1.05)
     absorb = (melanin[..., None] * _MELANIN + blood[..., None] * _BLOOD) * contrast
     lesion = skin * np.exp(-absorb)
     for weight, colour in overlays:
@@ -285,7 +330,7 @@ def render_lesion(rng: np.random.Generator, p: LesionParams) -> tuple[np.ndarray
     lesion = lesion * cv2.GaussianBlur(texture, (0, 0), max(0.5, 0.8 * scale))[..., None]
     if np.any(height):
         height = cv2.GaussianBlur(height.astype(np.float32), (0, 0), max(0.7, scale))
-        shine = {"bcc": 0.25, "angioma": 0.2, "compound_nevus": 0.12}.get(kind, 0.05)
+        shine = {"bcc": 0.15, "angioma": 0.15, "compound_nevus": 0.1}.get(kind, 0.05)
         lesion = _shade(lesion, height * alpha, 0.35, shine, rng)
         skin = _shade(skin, height * alpha, 0.35, 0.0, rng)
     a = alpha[..., None]
@@ -302,7 +347,9 @@ def generate_lesion(
     """One procedural lesion on plain skin, drawn from ``rng``.
 
     kind: one of KINDS ("nevus", "compound_nevus", "seborrheic_keratosis", "angioma",
-    "lentigo", "melanoma", "bcc", "scc"), random when None. diameter_px: lesion diameter
+    "lentigo", "actinic_keratosis", "melanoma", "bcc", "scc"), random when None. BCC and
+    SCC are drawn mostly as subtle pink, scaly, ill-defined patches (as in clinical
+    datasets) and benign keratoses overlap them in colour and contrast. diameter_px: lesion diameter
     in pixels (>= 4); the patch is (2 * diameter_px, 2 * diameter_px, 3) uint8 RGB with
     skin around the lesion, its mask (bool) covers the lesion only. label is MALIGNANT
     for melanoma, bcc and scc, else BENIGN; diameter_mm is a size typical of the kind.
