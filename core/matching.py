@@ -63,6 +63,31 @@ def lesion_mask(lesion: Lesion, shape: tuple[int, int]) -> np.ndarray:
     return mask.astype(bool)
 
 
+def local_lesion_mask(
+    lesion: Lesion, shape: tuple[int, int], pad: int = 0
+) -> tuple[np.ndarray, int, int]:
+    """(mask, x0, y0): the lesion's filled outline in the window of its bbox grown by ``pad``
+    pixels (clipped to ``shape`` (H, W)); mask pixel (i, j) is photo pixel (x0 + j, y0 + i)."""
+    h, w = shape
+    x0, y0, x1, y1 = lesion.bbox
+    r = int(np.ceil(np.sqrt(max(lesion.area_px, 1.0) / np.pi))) + 1
+    cx, cy = int(round(lesion.centroid[0])), int(round(lesion.centroid[1]))
+    x0, y0 = max(0, min(x0, cx - r) - pad), max(0, min(y0, cy - r) - pad)
+    x1, y1 = min(w, max(x1, cx + r + 1) + pad), min(h, max(y1, cy + r + 1) + pad)
+    if x1 <= x0 or y1 <= y0:
+        return np.zeros((0, 0), bool), x0, y0
+    moved = Lesion(
+        lesion.id,
+        (lesion.centroid[0] - x0, lesion.centroid[1] - y0),
+        lesion.bbox,
+        np.asarray(lesion.contour, np.int32).reshape(-1, 2) - np.array([x0, y0], np.int32),
+        lesion.area_px,
+        lesion.score,
+        lesion.p_malignant,
+    )
+    return lesion_mask(moved, (y1 - y0, x1 - x0)), x0, y0
+
+
 def _equivalent_radius(area_px: float) -> float:
     return float(np.sqrt(max(area_px, 1.0) / np.pi))
 
@@ -95,8 +120,8 @@ def carry_lesions(lesions_a: Sequence[Lesion], flow: np.ndarray) -> list[Carried
     h, w = flow.shape[:2]
     carried = []
     for lesion in lesions_a:
-        mask = lesion_mask(lesion, (h, w))
-        vectors = flow[mask]
+        mask, x0, y0 = local_lesion_mask(lesion, (h, w))
+        vectors = flow[y0 : y0 + mask.shape[0], x0 : x0 + mask.shape[1]][mask]
         if len(vectors) == 0:
             x = int(np.clip(round(lesion.centroid[0]), 0, w - 1))
             y = int(np.clip(round(lesion.centroid[1]), 0, h - 1))
@@ -113,10 +138,27 @@ def carry_lesions(lesions_a: Sequence[Lesion], flow: np.ndarray) -> list[Carried
 
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
-    """CIE Lab (D65) of RGB values in [0, 255], any leading shape (..., 3) -> float64 (..., 3)."""
-    arr = np.asarray(rgb, np.float32).reshape(-1, 1, 3) / 255.0
-    lab = cv2.cvtColor(arr, cv2.COLOR_RGB2Lab).reshape(np.shape(rgb))
-    return lab.astype(np.float64)
+    """CIE Lab (D65 white, sRGB primaries) of RGB values in [0, 255]: (..., 3) -> float64."""
+    c = np.asarray(rgb, np.float64) / 255.0
+    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    m = np.array(
+        [
+            [0.412453, 0.357580, 0.180423],
+            [0.212671, 0.715160, 0.072169],
+            [0.019334, 0.119193, 0.950227],
+        ]
+    )
+    xyz = linear @ m.T / np.array([0.950456, 1.0, 1.088754])
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16.0 / 116.0)
+    lab = np.stack(
+        [
+            116.0 * f[..., 1] - 16.0,
+            500.0 * (f[..., 0] - f[..., 1]),
+            200.0 * (f[..., 1] - f[..., 2]),
+        ],
+        -1,
+    )
+    return lab
 
 
 def ciede2000(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:
@@ -199,6 +241,13 @@ def colour_change(
     return float(ciede2000(rgb_to_lab(inside_a), rgb_to_lab(balanced_b)))
 
 
+def _window(image: np.ndarray, lesion: Lesion) -> tuple[np.ndarray, np.ndarray]:
+    """(image window, mask) around a lesion, wide enough for its skin ring."""
+    pad = int(2.4 * _equivalent_radius(lesion.area_px)) + 8
+    mask, x0, y0 = local_lesion_mask(lesion, image.shape[:2], pad)
+    return image[y0 : y0 + mask.shape[0], x0 : x0 + mask.shape[1]], mask
+
+
 def is_changed(area_ratio: float, delta_e: float, p_malignant_change: float) -> bool:
     """The rule of CHANGE_RULE."""
     return bool(
@@ -263,9 +312,7 @@ def match_lesions(
         ambiguity = 1.0 if not np.isfinite(margin) else 1.0 - np.exp(-3.0 * max(margin, 0.0) / g)
         confidence = float(np.exp(-0.5 * (3.0 * dist[i, j] / g) ** 2) * ambiguity)
         area_ratio = float(lb.area_px / max(la.area_px * carried[i].scale, 1e-6))
-        mask_a = lesion_mask(la, image_a.shape[:2])
-        mask_b = lesion_mask(lb, image_b.shape[:2])
-        delta_e = colour_change(image_a, mask_a, image_b, mask_b)
+        delta_e = colour_change(*_window(image_a, la), *_window(image_b, lb))
         dp = float(lb.p_malignant - la.p_malignant)
         matches.append(
             LesionMatch(
