@@ -60,6 +60,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=None, help="cap the steps of each epoch")
     parser.add_argument("--workers", type=int, default=None, help="override train.workers")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads of this process")
+    parser.add_argument(
+        "--time-limit-min",
+        type=float,
+        default=None,
+        help="stop after the epoch that would otherwise end past this many minutes "
+        "(the model is saved and model.json says so; --resume can finish the schedule)",
+    )
 
 
 # ----------------------------------------------------------------------------- recipe
@@ -391,6 +398,7 @@ def _train(args: argparse.Namespace, cfg: dict, digest: str, info: dist_utils.Di
     workers = int(t.get("workers", 1))
     loader = make_loader(crops, cfg, info, workers=workers, start_epoch=start_epoch, steps=steps)
     batches = iter(loader)
+    stopped_early = None
     for epoch in range(start_epoch, epochs):
         tic = time.time()
         stats = train_one_epoch(
@@ -426,8 +434,18 @@ def _train(args: argparse.Namespace, cfg: dict, digest: str, info: dist_utils.Di
             )
             print("epoch " + json.dumps(_rounded(stats)), flush=True)
         dist_utils.barrier()
+        if args.time_limit_min is not None and epoch + 1 < epochs:
+            elapsed = time.time() - started
+            over = elapsed + (time.time() - tic) > 60.0 * float(args.time_limit_min)
+            if dist_utils.broadcast_object(over, info):
+                stopped_early = {"after_epoch": epoch + 1, "of": epochs, "reason": "time limit"}
+                if info.is_main:
+                    print(f"time limit: stopping after epoch {epoch + 1} of {epochs}", flush=True)
+                break
+    del batches, loader  # stop the DataLoader workers
     if info.is_main:
         meta = model_meta(cfg, info, history, steps, time.time() - started)
+        meta["training"]["stopped_early"] = stopped_early
         sha = _save(args.out, dist_utils.unwrap_model(model), cfg, meta)
         print(f"saved {args.out} (sha256 {sha[:12]}...)", flush=True)
     dist_utils.barrier()
