@@ -120,3 +120,15 @@ def test_resume_refuses_other_recipe_and_missing_checkpoint(
     configure(parser)
     with pytest.raises(DataError, match="broken.json"):
         run(parser.parse_args(["--config", str(tmp_path / "broken.json")]))
+
+
+def test_time_limit_stops_after_an_epoch_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_toy_data(monkeypatch.setattr)
+    config = copy.deepcopy(TINY_CONFIG)
+    config["train"]["epochs"] = 3
+    assert run(_args(tmp_path, config, "--time-limit-min", "0")) == 0
+    _, meta = load_model_folder(tmp_path / "model")
+    assert meta["training"]["stopped_early"] == {"after_epoch": 1, "of": 3, "reason": "time limit"}
+    assert len(meta["training"]["history"]) == 1

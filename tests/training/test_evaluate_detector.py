@@ -1,0 +1,151 @@
+"""evaluate-detector: close-up lesion choice, synthetic scoring, model.json update, a full run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from core.model_folder import load_model_folder, save_model_folder
+from core.models.registry import build_model
+from core.types import Detection, Lesion, ModelInfo
+from tests.training.detector_standins import TINY_CONFIG, ToyDetectionDataset, toy_photo
+from training import evaluate_detector as ev
+
+INFO = ModelInfo("test", "0", "0" * 64)
+
+
+def _disk_lesion(i: int, cx: int, cy: int, r: int, score: float = 0.9, p_mal: float = 0.5):
+    angles = np.linspace(0, 2 * np.pi, 24, endpoint=False)
+    contour = np.stack([cx + r * np.cos(angles), cy + r * np.sin(angles)], 1).round()
+    return Lesion(
+        id=i,
+        centroid=(float(cx), float(cy)),
+        bbox=(cx - r, cy - r, cx + r + 1, cy + r + 1),
+        contour=contour.astype(np.int32),
+        area_px=float(np.pi * r * r),
+        score=score,
+        p_malignant=p_mal,
+    )
+
+
+def test_central_lesion_prefers_the_one_over_the_centre() -> None:
+    off = _disk_lesion(1, 20, 20, 10)
+    over = _disk_lesion(2, 55, 45, 12)
+    assert ev.central_lesion((off, over), (100, 100)) is over
+    near = _disk_lesion(3, 60, 30, 5)
+    assert ev.central_lesion((off, near), (100, 100)) is near
+    assert ev.central_lesion((), (100, 100)) is None
+
+
+def test_central_p_malignant_reads_the_middle() -> None:
+    heat = np.zeros((30, 30, 3), np.float32)
+    heat[..., 0] = 1.0
+    heat[10:20, 10:20] = (0.2, 0.2, 0.6)
+    heat[0:5, 0:5] = (0.0, 1.0, 0.0)  # a benign corner does not count
+    assert ev.central_p_malignant(heat) == pytest.approx(0.75)
+
+
+def _oracle(dataset: ToyDetectionDataset):
+    """A perfect detector for the toy photos: lesions straight from the instance maps."""
+
+    def detect(image: np.ndarray) -> Detection:
+        for i in range(len(dataset)):
+            img, class_map, inst = ev_photo = toy_photo(i, dataset.seed)
+            if np.array_equal(img, image):
+                break
+        del ev_photo
+        lesions = []
+        for k in range(1, int(inst.max()) + 1):
+            ys, xs = np.nonzero(inst == k)
+            label = int(class_map[ys[0], xs[0]])
+            r = int(round(np.sqrt(len(xs) / np.pi)))
+            lesions.append(
+                _disk_lesion(k, int(xs.mean()), int(ys.mean()), r, p_mal=0.9 if label == 2 else 0.1)
+            )
+        heat = np.zeros(image.shape, np.float32)
+        heat[..., 0] = 1
+        return Detection(heat, tuple(lesions), INFO)
+
+    return detect
+
+
+def test_evaluate_synthetic_scores_and_times_each_detector() -> None:
+    dataset = ToyDetectionDataset(4, 11)
+    nothing = lambda image: Detection(np.zeros(image.shape, np.float32), (), INFO)  # noqa: E731
+    out, metrics = ev.evaluate_synthetic(
+        {"detector": _oracle(dataset), "baseline": nothing},
+        dataset,
+        4,
+        {"baseline": 2},
+        progress=lambda s: None,
+    )
+    assert out["detector"]["recall"] == 1.0 and out["detector"]["fp_per_image"] == 0.0
+    assert out["detector"]["auc_malignant"] in (1.0, None)  # None: one class only
+    assert out["baseline"]["recall"] == 0.0 and out["baseline"]["n_images"] == 2
+    assert out["timing"]["photos"] == 2
+    assert set(out["timing"]["median_s_per_photo"]) == {"detector", "baseline"}
+
+
+def _tiny_model_folder(folder: Path) -> str:
+    cfg = TINY_CONFIG["model"]
+    model = build_model(cfg["arch"], **cfg["kwargs"])
+    meta = {
+        "name": "detector",
+        "version": "test",
+        "tile": {"size": 128, "overlap": 16},
+        "training": {"config": {"data": {"train_seed": 1, "val_seed": 2}}},
+        "metrics": {"validation": {"val_recall": 0.5}},
+    }
+    return save_model_folder(folder, model, arch=cfg["arch"], arch_kwargs=cfg["kwargs"], meta=meta)
+
+
+def test_update_model_json_keeps_validation_and_hash(tmp_path: Path) -> None:
+    sha = _tiny_model_folder(tmp_path / "m")
+    assert ev.update_model_json(tmp_path / "m", {"evaluation": {"x": 1}}) == sha
+    _, meta = load_model_folder(tmp_path / "m")
+    assert meta["metrics"] == {"validation": {"val_recall": 0.5}, "evaluation": {"x": 1}}
+
+
+def _fake_real_data(root: Path) -> None:
+    """10 patients of close-ups (PAD-UFES-20 layout) and one TBP tile."""
+    pad = root / "pad-ufes20-dev"
+    (pad / "images").mkdir(parents=True)
+    lines = ["file,img_id,patient_id,diagnostic,malignant"]
+    for p in range(10):
+        image, _, _ = toy_photo(p, 5, size=(80, 80))
+        cv2.imwrite(str(pad / "images" / f"P{p}.png"), image[:, :, ::-1])
+        mal = p % 2
+        lines.append(f"images/P{p}.png,P{p}.png,{100 + p},{'MEL' if mal else 'NEV'},{mal}")
+    (pad / "labels.csv").write_text("\n".join(lines) + "\n")
+    (root / "itobos-tbp-dev" / "images").mkdir(parents=True)
+    tile, _, _ = toy_photo(0, 6)
+    cv2.imwrite(str(root / "itobos-tbp-dev" / "images" / "tile.png"), tile[:, :, ::-1])
+
+
+def test_run_end_to_end_on_toy_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import training.synthesis.datasets as datasets
+
+    monkeypatch.setattr(datasets, "DetectionDataset", ToyDetectionDataset)
+    _tiny_model_folder(tmp_path / "m")
+    _fake_real_data(tmp_path / "data")
+    parser = argparse.ArgumentParser()
+    ev.configure(parser)
+    common = ["--model", str(tmp_path / "m"), "--n", "3", "--device", "cpu"]
+    common += ["--data", str(tmp_path / "data"), "--closeup-side", "96", "--threads", "1"]
+    with pytest.raises(Exception, match="seed 2 was used in training"):
+        ev.run(parser.parse_args([*common, "--seed", "2"]))
+    args = parser.parse_args([*common, "--out", str(tmp_path / "ev"), "--update-model-json"])
+    assert ev.run(args) == 0
+    result = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert result["synthetic"]["photos"] == 3 and result["synthetic"]["detector"]["n_images"] == 3
+    assert result["real_closeups"]["n"] == 4  # 30 % of 5 malignant + 30 % of 5 benign, rounded
+    assert "tile.png" in result["tbp_tiles"]["photos"]
+    assert (tmp_path / "ev" / "overlays" / "overlay_tile.png").is_file()
+    assert cv2.imread(str(tmp_path / "ev" / "roc.png")) is not None
+    _, meta = load_model_folder(tmp_path / "m")  # hash still verified
+    assert meta["metrics"]["evaluation"]["synthetic"]["seed"] == 9999

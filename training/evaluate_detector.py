@@ -1,0 +1,316 @@
+"""`lesion-train evaluate-detector`: lesion-level figures of a detector and its baseline.
+
+1. Held-out synthetic photos (``--n`` photos from ``--seed``, a seed the training never
+   used; refused if it equals the model's training or validation seed): lesion recall,
+   precision, false positives per photo, average precision, the recall at <= 0.5 false
+   positives per photo, and the ROC/AUC of p_malignant over matched true lesions. The
+   sliding-window baseline (``--baseline``) is evaluated on the first ``--baseline-n`` of
+   the same photos, the same way, and both are timed on those photos in this run.
+2. Real close-ups: the PAD-UFES-20 patients held out of synthesis
+   (``training.sources.splits``). Each close-up is resized so that its longer side is
+   ``--closeup-side`` pixels (the photos frame one lesion filling ~20-60 % of the side,
+   so the lesion lands at ~50-200 px, inside the trained range); the lesion is the
+   detected region that contains the photo centre (the largest if several), else the
+   region nearest the centre; with no region at all, p_malignant is read from the heatmap
+   in the central third (counted as ``n_fallback``). Reported: malignant AUC with n.
+3. Total-body-photography tiles (``itobos-tbp-dev``): detections counted and overlays
+   written (look at them: hair, clothing and background detections are failures).
+
+Writes ``metrics.json``, ``roc.png`` and overlays into ``--out``; ``--update-model-json``
+stores the figures under "metrics" in the model folder's model.json and re-checks that
+the weights still match their SHA-256.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from core.errors import DataError
+from core.types import Detection, Lesion
+from training.detector_data import SHARED_DATA, synth_config
+from training.metrics import LesionDetectionMetric, instance_classes, roc_auc, roc_curve
+
+DetectFn = Callable[[np.ndarray], Detection]
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=Path, default=Path("resources/models/detector"))
+    parser.add_argument("--baseline", type=Path, default=None, help="sliding-window model")
+    parser.add_argument("--n", type=int, default=100, help="held-out synthetic photos")
+    parser.add_argument("--seed", type=int, default=9999, help="seed of the held-out photos")
+    parser.add_argument(
+        "--baseline-n", type=int, default=20, help="photos the (slow) baseline runs on"
+    )
+    parser.add_argument("--out", type=Path, default=Path("runs/evaluate-detector"))
+    parser.add_argument("--data", type=Path, default=SHARED_DATA, help="real photos folder")
+    parser.add_argument("--closeup-side", type=int, default=320)
+    parser.add_argument("--update-model-json", action="store_true")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=2)
+
+
+# ----------------------------------------------------------------------- synthetic
+
+
+def evaluate_synthetic(
+    detectors: dict[str, DetectFn],
+    dataset,
+    n: int,
+    limits: dict[str, int],
+    progress: Callable[[str], None] = print,
+) -> tuple[dict, dict[str, LesionDetectionMetric]]:
+    """Run each detector on photos 0..n-1 of ``dataset`` (items with "image", "class_map",
+    "instance_map"); detector ``name`` only on the first ``limits.get(name, n)`` photos.
+
+    Returns ({name: aggregate figures + timing}, {name: metric}) and a shared-photo
+    timing comparison under "timing" (median seconds per photo on the photos all ran on).
+    """
+    metrics = {name: LesionDetectionMetric() for name in detectors}
+    seconds: dict[str, list[float]] = {name: [] for name in detectors}
+    for i in range(n):
+        item = dataset[i]
+        image = np.ascontiguousarray(item["image"].permute(1, 2, 0).numpy())
+        class_map = np.asarray(item["class_map"], np.uint8)
+        instance_map = np.asarray(item["instance_map"], np.int32)
+        classes = instance_classes(instance_map, class_map)
+        for name, detect in detectors.items():
+            if i >= limits.get(name, n):
+                continue
+            tic = time.perf_counter()
+            detection = detect(image)
+            seconds[name].append(time.perf_counter() - tic)
+            metrics[name].update(detection.lesions, instance_map, classes)
+        if (i + 1) % 10 == 0 or i + 1 == n:
+            progress(f"synthetic {i + 1}/{n}")
+    out: dict = {}
+    for name, metric in metrics.items():
+        out[name] = {k: _round(v) for k, v in metric.aggregate().items()}
+        out[name]["median_s_per_photo"] = _round(statistics.median(seconds[name]))
+    shared = min(len(s) for s in seconds.values())
+    timing = {name: _round(statistics.median(s[:shared])) for name, s in seconds.items() if shared}
+    out["timing"] = {"photos": shared, "median_s_per_photo": timing}
+    if "detector" in timing and "baseline" in timing and timing["detector"] > 0:
+        out["timing"]["baseline_over_detector"] = _round(timing["baseline"] / timing["detector"])
+    return out, metrics
+
+
+# ---------------------------------------------------------------------------- real
+
+
+def central_lesion(lesions: tuple[Lesion, ...], shape: tuple[int, int]) -> Lesion | None:
+    """The region containing the photo centre (largest if several), else the nearest one."""
+    if not lesions:
+        return None
+    h, w = shape
+    cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
+    containing = [
+        lesion
+        for lesion in lesions
+        if cv2.pointPolygonTest(lesion.contour.reshape(-1, 1, 2).astype(np.int32), (cx, cy), False)
+        >= 0
+    ]
+    if containing:
+        return max(containing, key=lambda lesion: lesion.area_px)
+    return min(lesions, key=lambda le: (le.centroid[0] - cx) ** 2 + (le.centroid[1] - cy) ** 2)
+
+
+def central_p_malignant(heatmap: np.ndarray) -> float:
+    """p_malignant read from the central third of a heatmap (sum p_mal / sum p_lesion)."""
+    h, w = heatmap.shape[:2]
+    centre = heatmap[h // 3 : h - h // 3, w // 3 : w - w // 3]
+    lesion = float(centre[..., 1:].sum(dtype=np.float64))
+    return float(centre[..., 2].sum(dtype=np.float64)) / lesion if lesion > 0 else 0.0
+
+
+def closeup_p_malignant(detect: DetectFn, image: np.ndarray) -> tuple[float, bool]:
+    """(p_malignant of the close-up's lesion, whether a region was found)."""
+    detection = detect(image)
+    lesion = central_lesion(detection.lesions, image.shape[:2])
+    if lesion is None:
+        return central_p_malignant(detection.heatmap), False
+    return float(lesion.p_malignant), True
+
+
+def pad_ufes_holdout_rows(root: Path) -> list[dict[str, str]]:
+    """Rows of ``root/labels.csv`` whose patient is held out of synthesis."""
+    from training.sources.splits import pad_ufes_holdout
+
+    labels = root / "labels.csv"
+    _, holdout = pad_ufes_holdout(labels)
+    with open(labels, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    return [r for r in rows if (r.get("patient_id") or "").strip() in holdout]
+
+
+def resize_longer_side(image: np.ndarray, side: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    scale = side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    return cv2.resize(image, size, interpolation=interp)
+
+
+def evaluate_closeups(
+    detectors: dict[str, DetectFn], root: Path, side: int
+) -> tuple[dict, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Malignant AUC of each detector on the held-out PAD-UFES-20 close-ups."""
+    from core.io import load_photo
+
+    rows = pad_ufes_holdout_rows(root)
+    labels = np.array([int(r["malignant"]) for r in rows], np.int64)
+    scores: dict[str, list[float]] = {name: [] for name in detectors}
+    found: dict[str, int] = {name: 0 for name in detectors}
+    for row in rows:
+        image = resize_longer_side(load_photo(root / row["file"]), side)
+        for name, detect in detectors.items():
+            p, hit = closeup_p_malignant(detect, image)
+            scores[name].append(p)
+            found[name] += int(hit)
+    out: dict = {
+        "source": "pad-ufes20-dev, patients held out of synthesis",
+        "n": len(rows),
+        "n_malignant": int(labels.sum()),
+        "closeup_side_px": side,
+    }
+    curves = {}
+    for name in detectors:
+        s = np.asarray(scores[name], np.float64)
+        out[name] = {
+            "auc_malignant": _round(roc_auc(labels, s)),
+            "n_fallback": len(rows) - found[name],
+        }
+        curves[name] = (labels, s)
+    return out, curves
+
+
+def evaluate_tiles(detect: DetectFn, root: Path, out_dir: Path) -> dict:
+    """Detections on the total-body-photography tiles; overlays written to ``out_dir``."""
+    from core.io import load_photo
+    from core.overlay import detection_overlay
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = {"source": "itobos-tbp-dev", "photos": {}}
+    for path in sorted((root / "images").glob("*.png")):
+        image = load_photo(path)
+        detection = detect(image)
+        overlay = detection_overlay(image, detection)
+        cv2.imwrite(str(out_dir / f"overlay_{path.stem}.png"), overlay[:, :, ::-1])
+        result["photos"][path.name] = {
+            "detections": len(detection.lesions),
+            "malignant_over_0.5": sum(le.p_malignant > 0.5 for le in detection.lesions),
+        }
+    return result
+
+
+# --------------------------------------------------------------------------- output
+
+
+def roc_plot(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], path: Path) -> None:
+    """ROC curves, one panel per data set, detector and baseline on the same axes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 5), squeeze=False)
+    for ax, (title, by_model) in zip(axes[0], curves.items(), strict=True):
+        for name, (labels, scores) in by_model.items():
+            if labels.size == 0 or labels.min() == labels.max():
+                continue
+            fpr, tpr, _ = roc_curve(labels, scores)
+            ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc(labels, scores):.3f}, n={labels.size})")
+        ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+        ax.set(xlabel="false positive rate (benign called malignant)", ylabel="true positive rate")
+        ax.set_title(title)
+        ax.set_aspect("equal")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def update_model_json(folder: Path, metrics: dict) -> str:
+    """Store ``metrics`` under model.json "metrics" (keeping "validation"), then re-check
+    that the weights still match the SHA-256 (raises ModelError otherwise)."""
+    from core.model_folder import META_FILE, load_model_folder, read_model_meta
+
+    meta = read_model_meta(folder)
+    kept = meta.get("metrics", {}) if isinstance(meta.get("metrics"), dict) else {}
+    meta["metrics"] = {**({"validation": kept["validation"]} if "validation" in kept else {})}
+    meta["metrics"].update(metrics)
+    text = json.dumps(meta, indent=2) + "\n"
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".model.json.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, folder / META_FILE)
+    _, checked = load_model_folder(folder, "cpu")
+    return str(checked["sha256"])
+
+
+def _round(value: object) -> object:
+    if isinstance(value, float):
+        return round(value, 4) if np.isfinite(value) else None
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from core.analyzer import Analyzer
+    from training.baselines.sliding_window import SlidingWindowDetector
+    from training.synthesis.datasets import DetectionDataset
+
+    torch.set_num_threads(max(1, int(args.threads)))
+    analyzer = Analyzer.load(args.device, detector=args.model)
+    meta = analyzer.detector_meta
+    train_cfg = meta.get("training", {}).get("config", {})
+    data_cfg = train_cfg.get("data", {})
+    used = {data_cfg.get("train_seed"), data_cfg.get("val_seed")}
+    if args.seed in used:
+        raise DataError(args.model / "model.json", f"seed {args.seed} was used in training")
+    detectors: dict[str, DetectFn] = {"detector": analyzer.detect}
+    if args.baseline is not None:
+        baseline = SlidingWindowDetector.load(args.baseline, analyzer.device)
+        detectors["baseline"] = baseline.detect
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    dataset = DetectionDataset(args.n, args.seed, synth_config(data_cfg))
+    synthetic, synth_metrics = evaluate_synthetic(
+        detectors, dataset, args.n, {"baseline": min(args.baseline_n, args.n)}
+    )
+    synthetic.update({"seed": args.seed, "photos": args.n})
+    curves = {"synthetic held-out": {k: m.malignant_scores() for k, m in synth_metrics.items()}}
+    result: dict = {
+        "schema": 1,
+        "model": analyzer.detector_info.to_json(),
+        "device": str(analyzer.device),
+        "threads": torch.get_num_threads(),
+        "synthetic": synthetic,
+    }
+    pad = Path(args.data) / "pad-ufes20-dev"
+    if (pad / "labels.csv").is_file():
+        result["real_closeups"], real_curves = evaluate_closeups(detectors, pad, args.closeup_side)
+        curves["PAD-UFES-20 held-out patients"] = real_curves
+    tiles = Path(args.data) / "itobos-tbp-dev"
+    if tiles.is_dir():
+        result["tbp_tiles"] = evaluate_tiles(analyzer.detect, tiles, args.out / "overlays")
+    result["duration_s"] = round(time.time() - started, 1)
+    roc_plot(curves, args.out / "roc.png")
+    (args.out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    if args.update_model_json:
+        sha = update_model_json(args.model, {"evaluation": result})
+        print(f"model.json updated; weights still match sha256 {sha[:12]}...")
+    return 0
