@@ -106,10 +106,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     status = 0
     for index, image_path in enumerate(images):
+        written: list[Path] = []  # this image's outputs so far, removed if a later one fails
         try:
             image = load_photo(image_path)
             detection = analyzer.detect(image)
             _write_json(json_paths[index], detection_json(detection))
+            written.append(json_paths[index])
             if overlay_paths is not None:
                 overlay_paths[index].parent.mkdir(parents=True, exist_ok=True)
                 save_rgb(overlay_paths[index], detection_overlay(image, detection))
@@ -118,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
             status = 2
             continue
         except OSError as exc:
+            for path in written:
+                path.unlink(missing_ok=True)
             print(f"lesionviewer: {image_path.name}: cannot write output ({exc})", file=sys.stderr)
             status = 2
             continue

@@ -26,6 +26,7 @@ import numpy as np
 from core.errors import DataError, LesionViewerError
 from core.io import load_photo, save_rgb
 from core.types import Tracking
+from lesionviewer.commands.analyze import _write_json
 
 SCHEMA = 1
 
@@ -57,7 +58,9 @@ def read_points(path: str | Path) -> np.ndarray:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(path, f"not a JSON file ({exc})") from exc
     if not isinstance(data, list) or not all(
-        isinstance(p, list) and len(p) == 2 and all(isinstance(v, int | float) for v in p)
+        isinstance(p, list)
+        and len(p) == 2
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in p)
         for p in data
     ):
         raise DataError(path, "expected a JSON list of [x, y] number pairs")
@@ -108,16 +111,22 @@ def run(args: argparse.Namespace) -> int:
         document = tracking_json(
             result, image_a, image_b, map_points(result.flow, points), detection_a.model
         )
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-        if args.overlay:
+        if args.overlay:  # first, so that a failure here leaves no JSON behind
             Path(args.overlay).parent.mkdir(parents=True, exist_ok=True)
             save_rgb(args.overlay, tracking_overlay(image_a, image_b, result))
+        try:
+            _write_json(Path(args.json), document)
+        except OSError:
+            if args.overlay:
+                Path(args.overlay).unlink(missing_ok=True)
+            raise
     except LesionViewerError as exc:
         print(f"lesionviewer: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"lesionviewer: {exc.filename or args.json}: {exc.strerror or exc}", file=sys.stderr)
+        target = exc.filename or args.json
+        print(
+            f"lesionviewer: {target}: cannot write output ({exc.strerror or exc})", file=sys.stderr
+        )
         return 2
     return 0
