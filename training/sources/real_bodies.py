@@ -136,8 +136,19 @@ def _read_scale(path: Path) -> dict[str, float]:
             if not {"file", "mm_per_px"} <= columns:
                 missing = sorted({"file", "mm_per_px"} - columns)
                 raise DataError(path, f"missing column(s) {', '.join(missing)}")
-            scale = {}
-            for line, row in enumerate(reader, start=2):
+            scale: dict[str, float] = {}
+            first_line: dict[str, int] = {}
+            for row in reader:
+                line = reader.line_num
+                name = str(row["file"] or "").strip()
+                if not name:
+                    raise DataError(path, f"line {line}: empty file name")
+                if name in first_line:
+                    raise DataError(
+                        path,
+                        f"line {line}: {name!r} listed twice (first on line {first_line[name]})",
+                    )
+                first_line[name] = line
                 try:
                     value = float(row["mm_per_px"])
                 except (TypeError, ValueError):
@@ -146,7 +157,7 @@ def _read_scale(path: Path) -> dict[str, float]:
                     ) from None
                 if not 0.0 < value < 100.0:
                     raise DataError(path, f"line {line}: mm_per_px {value} out of range")
-                scale[str(row["file"]).strip()] = value
+                scale[name] = value
             return scale
     except OSError as exc:
         raise DataError(path, f"cannot read ({exc})") from exc

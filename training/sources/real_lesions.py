@@ -51,11 +51,20 @@ class LesionRecord:
     mask_path: Path | None = None
 
 
+class _Row(dict):
+    """A CSV row (column -> text) that knows its line number in the file (``.line``)."""
+
+    line: int = 0
+
+
 def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
-            rows = list(reader)
+            rows = []
+            for row in reader:
+                rows.append(_Row(row))
+                rows[-1].line = reader.line_num  # blank lines are skipped but counted
             return [c.strip() for c in (reader.fieldnames or [])], rows
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DataError(path, f"cannot read table ({exc})") from exc
@@ -77,11 +86,24 @@ def _diagnosis(value: str) -> str | None:
 
 
 def _float_or_none(value: str | None) -> float | None:
-    try:
-        number = float(value) if value not in (None, "") else None
-    except ValueError:
-        return None
+    """A positive finite number, None for an empty cell, 'nan' or <= 0; ValueError for text."""
+    number = float(value) if value not in (None, "") else None
     return number if number is not None and np.isfinite(number) and number > 0 else None
+
+
+def _diameters(row: dict[str, str]) -> list[float | None]:
+    """diameter_1_mm, diameter_2_mm of a row; ValueError naming the column for text."""
+    values = []
+    for key in ("diameter_1_mm", "diameter_2_mm"):
+        try:
+            values.append(_float_or_none(row.get(key)))
+        except ValueError:
+            raise ValueError(f"{key} {row.get(key)!r} is not a number of millimetres") from None
+    return values
+
+
+def _line(row: dict[str, str], fallback: int) -> int:
+    return getattr(row, "line", 0) or fallback
 
 
 class _Collector:
@@ -123,26 +145,41 @@ def _read_pad(root: Path, table: Path, columns: list[str], rows, out: _Collector
     if "file" not in columns and "img_id" not in columns:
         raise DataError(table, "missing column(s) file or img_id")
     by_name = None
-    for number, row in enumerate(rows, start=2):
+    first_line: dict[str, int] = {}  # photo reference -> line that listed it first
+    for index, row in enumerate(rows):
+        number = _line(row, index + 2)
         code = _diagnosis(row.get("diagnostic") or "")
         if code is None:
             out.bad(table, f"line {number}: unknown diagnosis {row.get('diagnostic')!r}")
             continue
-        if row.get("file"):
-            path = root / row["file"]
+        patient = (row.get("patient_id") or "").strip()
+        reference = (row.get("file") or "").strip() or (row.get("img_id") or "").strip()
+        if not patient or not reference:
+            empty = "patient_id" if not patient else "file/img_id"
+            out.bad(table, f"line {number}: empty {empty}")
+            continue
+        if reference in first_line:
+            out.bad(table, f"line {number}: {reference!r} listed twice (first on line "
+                           f"{first_line[reference]})")  # fmt: skip
+            continue
+        first_line[reference] = number
+        try:
+            known = [d for d in _diameters(row) if d is not None]
+        except ValueError as exc:
+            out.bad(table, f"line {number}: {exc}")
+            continue
+        if (row.get("file") or "").strip():
+            path = root / reference
         else:
             if by_name is None:
                 by_name = {p.name: p for p in _photos_under(root)}
-            name = (row.get("img_id") or "").strip()
-            path = by_name.get(name, root / name)
-        diameters = [_float_or_none(row.get(k)) for k in ("diameter_1_mm", "diameter_2_mm")]
-        known = [d for d in diameters if d is not None]
+            path = by_name.get(reference, root / reference)
         out.records.append(
             LesionRecord(
                 path=path,
                 diagnosis=code,
                 label=DIAGNOSIS_CLASS[code],
-                group=f"patient:{row['patient_id'].strip()}",
+                group=f"patient:{patient}",
                 diameter_mm=max(known) if known else None,
             )
         )
@@ -151,12 +188,22 @@ def _read_pad(root: Path, table: Path, columns: list[str], rows, out: _Collector
 def _read_isic(root: Path, table: Path, columns: list[str], rows, out: _Collector) -> None:
     _require(table, columns, ["image_id", "dx"])
     by_stem = {p.stem: p for p in _photos_under(root)}
-    for number, row in enumerate(rows, start=2):
+    first_line: dict[str, int] = {}
+    for index, row in enumerate(rows):
+        number = _line(row, index + 2)
         code = _diagnosis(row.get("dx") or "")
         image_id = (row.get("image_id") or "").strip()
         if code is None:
             out.bad(table, f"line {number}: unknown diagnosis {row.get('dx')!r}")
             continue
+        if not image_id:
+            out.bad(table, f"line {number}: empty image_id")
+            continue
+        if image_id in first_line:
+            out.bad(table, f"line {number}: image_id {image_id!r} listed twice (first on line "
+                           f"{first_line[image_id]})")  # fmt: skip
+            continue
+        first_line[image_id] = number
         path = by_stem.get(image_id, root / f"{image_id}.jpg")
         group = (row.get("lesion_id") or "").strip() or image_id
         out.records.append(
@@ -303,15 +350,23 @@ def read_lesion_folder(
     if known:
         table, layout, columns, rows = known[0]
         (_read_isic if layout == ISIC else _read_pad)(root, table, columns, rows, out)
-    elif any(p.is_dir() for p in root.iterdir()):
+    elif any(p.is_dir() and _diagnosis(p.name) for p in root.iterdir()) or (
+        not tables and any(p.is_dir() for p in root.iterdir())
+    ):  # class folders; a table no layout fits beside e.g. images/ is the error to name
         layout = CLASS_FOLDERS
         _read_class_folders(root, out)
     elif tables:
         table, _, columns, _ = tables[0]
+        header = ",".join(columns)
+        hint = next(
+            (f" (columns separated by {name}, not commas?)"
+             for sep, name in ((";", "';'"), ("\t", "tabs"), ("|", "'|'")) if sep in header),
+            "",
+        )  # fmt: skip
         raise DataError(
             table,
             "missing column(s): expected patient_id+diagnostic+file/img_id (PAD-UFES-20) "
-            f"or image_id+dx (ISIC/HAM10000), has {', '.join(columns)}",
+            f"or image_id+dx (ISIC/HAM10000), has {', '.join(columns) or 'no header'}{hint}",
         )
     else:
         layout = ""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from core.errors import DataError
 from training.sources.base import DIAGNOSIS_CLASS, MALIGNANT
-from training.sources.real_lesions import _read_csv
+from training.sources.real_lesions import _line, _read_csv
 
 #: Fraction of patients held out, within each stratum (any malignant lesion or none).
 HOLDOUT_FRACTION = 0.3
@@ -53,7 +53,8 @@ def pad_ufes_holdout(
     if "patient_id" not in columns or not ({"malignant", "diagnostic"} & set(columns)):
         raise DataError(table, "missing column(s): needs patient_id and malignant or diagnostic")
     malignant: dict[str, bool] = {}
-    for number, row in enumerate(rows, start=2):
+    for index, row in enumerate(rows):
+        number = _line(row, index + 2)
         patient = (row.get("patient_id") or "").strip()
         if not patient:
             raise DataError(table, f"line {number}: empty patient_id")

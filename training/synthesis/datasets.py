@@ -187,6 +187,11 @@ class FolderDetectionDataset(Dataset):
             instances = store.read_label(self.root / entry["instance_map"], np.uint16)
         except KeyError as exc:
             raise DataError(self.root / "manifest.json", f"sample {index} lacks {exc}") from exc
+        store.check_same_size(
+            self.root / "manifest.json",
+            index,
+            {"image": image, "class_map": class_map, "instance_map": instances},
+        )
         return detection_item(image, class_map, instances, self.crop, self.seed, index)
 
 
@@ -227,7 +232,10 @@ class FolderPairDataset(Dataset):
             flow = np.load(flow_path, allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise DataError(flow_path, f"missing or unreadable flow ({exc})") from exc
+        store.check_same_size(root / "manifest.json", index, arrays)
         if flow.shape != (*arrays["valid"].shape, 2):
             raise DataError(flow_path, f"flow shape {flow.shape} does not match the images")
+        if not np.issubdtype(flow.dtype, np.floating):
+            raise DataError(flow_path, f"flow must hold floats, not {flow.dtype}")
         arrays["flow"] = flow
         return pair_item(arrays, self.crop, self.seed, index)

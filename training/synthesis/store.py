@@ -135,10 +135,23 @@ def read_manifest(folder: Path, kind: str) -> dict:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise DataError(path, f"unreadable manifest ({exc})") from exc
+    if not isinstance(manifest, dict):
+        raise DataError(path, f"must hold a JSON object, not {type(manifest).__name__}")
     if manifest.get("schema") != SCHEMA:
         raise DataError(path, f"unsupported schema {manifest.get('schema')!r}")
     if manifest.get("kind") != kind:
         raise DataError(path, f"holds {manifest.get('kind')!r} samples, not {kind!r}")
     if not isinstance(manifest.get("samples"), list):
         raise DataError(path, "no sample list")
+    for index, entry in enumerate(manifest["samples"]):
+        if not isinstance(entry, dict):
+            raise DataError(path, f"sample {index} is not a JSON object")
     return manifest
+
+
+def check_same_size(manifest: Path, index: int, arrays: dict[str, np.ndarray]) -> None:
+    """DataError naming the manifest and sample when the named arrays differ in (H, W)."""
+    sizes = {name: tuple(a.shape[:2]) for name, a in arrays.items()}
+    if len(set(sizes.values())) > 1:
+        listed = ", ".join(f"{name} {w}x{h}" for name, (h, w) in sizes.items())
+        raise DataError(manifest, f"sample {index}: images and labels differ in size ({listed})")
