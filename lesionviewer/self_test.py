@@ -299,6 +299,8 @@ def run_self_test(args: argparse.Namespace) -> int:
     keep = getattr(args, "self_test_out", None)
     work_dir = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="lesionviewer-selftest-"))
     work_dir.mkdir(parents=True, exist_ok=True)
+    for leftover in ("store", "views", "report"):  # a kept folder from an earlier run
+        shutil.rmtree(work_dir / leftover, ignore_errors=True)
     state = SelfTestState(
         work_dir=work_dir,
         device=str(getattr(args, "device", None) or "auto"),

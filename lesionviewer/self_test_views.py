@@ -122,7 +122,7 @@ def render_views(state: Any, out_dir: Path) -> str:
         grabs["main_window"] = image_array(window.grab().toImage())
         grabs["photo_view"] = image_array(window.photo_panel.view.grab().toImage())
         window.compare_visits(*ids["visits"])
-        if not wait_until(lambda: not window.workers.is_busy()):
+        if not wait_until(lambda: bool(errors) or not window.workers.is_busy()):
             raise StepFailed(f"compare view did not load within {WAIT_S:.0f} s")
         if window.tabs.currentWidget() is not window.compare_view:
             raise StepFailed("compare view was not opened for the two visits")
