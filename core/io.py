@@ -39,6 +39,19 @@ RAW_SUFFIXES = frozenset(
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
 _AVIF_BRANDS = {b"avif", b"avis"}
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: libjpeg-turbo complaints about valid files (metadata, rare but legal coding choices):
+#: OpenCV decodes those leniently. Every other complaint after a good header is damage.
+_HARMLESS_JPEG_COMPLAINTS = (
+    "Invalid SOS parameters for sequential JPEG",
+    "unknown JFIF revision",
+    "Unknown Adobe color transform",
+    "ICC",
+    "Unsupported color conversion",
+    "Unsupported JPEG data precision",
+    "Unsupported JPEG process",
+    "Requested features are incompatible",
+    "Inconsistent progression sequence",
+)
 #: Deflate never compresses better than about 1032:1; PNG data beyond that is missing.
 _DEFLATE_MAX_RATIO = 1032
 
@@ -105,8 +118,9 @@ def _decode_jpeg(path: Path, data: bytes) -> np.ndarray | None:
     Truncated or corrupt entropy-coded data (garbage in the middle, a cut-off copy)
     raises PhotoError; data after the end-of-image marker (phones append motion-photo
     videos or maker data there) is fine. Returns None when OpenCV should decode it:
-    CMYK/YCCK files (checked here first), headers or harmless warnings libjpeg-turbo's
-    strict mode does not accept.
+    CMYK/YCCK files (checked here first), headers or harmless complaints libjpeg-turbo's
+    strict mode does not accept. JPEG has no checksum: damage that still decodes as
+    valid codes to the right end of the data cannot be seen by any decoder.
     """
     try:
         colorspace = simplejpeg.decode_jpeg_header(data)[2]
@@ -121,10 +135,10 @@ def _decode_jpeg(path: Path, data: bytes) -> np.ndarray | None:
         text = str(exc)
         if "Premature end of JPEG file" in text:
             raise PhotoError(path, "truncated JPEG (the file ends inside the image data)") from exc
-        if text.startswith("Corrupt JPEG data") and "ICC" not in text:
-            detail = text.removeprefix("Corrupt JPEG data: ")
-            raise PhotoError(path, f"corrupt JPEG data ({detail})") from exc
-        return None
+        if any(harmless in text for harmless in _HARMLESS_JPEG_COMPLAINTS):
+            return None
+        detail = text.removeprefix("Corrupt JPEG data: ")
+        raise PhotoError(path, f"corrupt JPEG data ({detail})") from exc
 
 
 def _apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:

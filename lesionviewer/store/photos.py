@@ -57,7 +57,12 @@ def write_atomically(source: Path, target: Path, expected_sha256: str) -> None:
     place (the source changed while importing -> PhotoError). An existing target with
     the right content is left as it is.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PhotoError(
+            source, f"cannot store a copy in {target.parent} ({exc.strerror or exc})"
+        ) from exc
     if target.exists() and file_sha256(target) == expected_sha256:
         return
     temp = target.with_name(f"{target.name}.{secrets.token_hex(4)}{PARTIAL_SUFFIX}")
