@@ -35,6 +35,10 @@ RAW_SUFFIXES = frozenset(
     | {".raf", ".pef", ".srw", ".x3f", ".raw", ".3fr", ".iiq", ".erf", ".kdc", ".mrw"}
 )
 
+#: Suffixes of photo formats people will try (phones, cameras) that load_photo refuses with
+#: a named reason; file pickers list them so that the refusal is seen, not a silent skip.
+REFUSED_PHOTO_SUFFIXES = frozenset({".heic", ".heif", ".avif"} | RAW_SUFFIXES)
+
 # ISO base media "ftyp" brands of still-image formats that neither decoder reads.
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
 _AVIF_BRANDS = {b"avif", b"avis"}

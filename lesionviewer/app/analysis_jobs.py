@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.errors import LesionViewerError, PhotoError
 from core.io import load_photo
 from core.types import Detection, Lesion, ModelInfo
 from lesionviewer.app.heatmap_cache import save_heatmap
@@ -165,14 +166,35 @@ def import_photos(
 ) -> list[int]:
     """Import ``files`` ((path, body site), ...) into a visit; returns the photo ids.
 
-    Each file is decoded before it is stored (a corrupt one raises PhotoError naming it,
-    and the files before it stay imported, each complete on its own)."""
-    ids = []
+    Each file is decoded before it is stored. A refused file (corrupt, unsupported: a
+    PhotoError naming it) stores nothing and the others are still imported, each complete
+    on its own; then :class:`ImportProblems` lists every refused file and its reason. A
+    store error (locked, read-only) stops the import at once."""
+    ids: list[int] = []
+    problems: list[PhotoError] = []
     with Store.open(data_dir) as store:
         for i, (path, site) in enumerate(files):
             if cancel():
                 break
             progress(i / max(1, len(files)), f"importing {path.name}")
-            result = store.import_photo(visit_id, path, body_site=site)
+            try:
+                result = store.import_photo(visit_id, path, body_site=site)
+            except PhotoError as exc:
+                problems.append(exc)
+                continue
             ids.append(result.photo.id)
+    if problems:
+        raise ImportProblems(problems, ids, len(files))
     return ids
+
+
+class ImportProblems(LesionViewerError):
+    """Some photos of an import were refused; the others were imported.
+
+    problems: the PhotoError of each refused file. imported_ids: the photos stored."""
+
+    def __init__(self, problems: list[PhotoError], imported_ids: list[int], total: int) -> None:
+        self.problems = list(problems)
+        self.imported_ids = list(imported_ids)
+        listed = "; ".join(str(p) for p in problems)
+        super().__init__(f"{len(problems)} of {total} photos not imported: {listed}")

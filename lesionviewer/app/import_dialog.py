@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.io import SUPPORTED_SUFFIXES
+from core.io import REFUSED_PHOTO_SUFFIXES, SUPPORTED_SUFFIXES
 
 BODY_SITES = (
     "back",
@@ -42,14 +42,19 @@ BODY_SITES = (
 
 
 def photo_files(paths: list[Path]) -> list[Path]:
-    """The photo files among ``paths``; folders are searched (not recursively), sorted."""
+    """The photo files among ``paths``; folders are searched (not recursively), sorted.
+
+    Files named one by one are kept whatever their suffix, and folders also list HEIC,
+    AVIF and camera RAW files: importing them then says why they are refused, instead of
+    leaving them out without a word."""
+    shown = SUPPORTED_SUFFIXES + tuple(sorted(REFUSED_PHOTO_SUFFIXES))
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
             found.extend(
-                sorted(p for p in path.iterdir() if p.suffix.lower() in SUPPORTED_SUFFIXES)
+                sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in shown)
             )
-        elif path.suffix.lower() in SUPPORTED_SUFFIXES:
+        else:
             found.append(path)
     return found
 
