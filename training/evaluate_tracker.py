@@ -48,6 +48,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--working-size", type=int, default=None)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-baselines", action="store_true")
+    parser.add_argument(
+        "--update-model-json",
+        action="store_true",
+        help="store the figures (no curves) under model.json metrics.evaluation",
+    )
 
 
 @dataclass
@@ -242,4 +247,34 @@ def run(args: argparse.Namespace) -> int:
                 f"P {s['new_lesion_precision']} {s['median_seconds']}s"
             )
     print(f"wrote {out / 'pck.png'} and {out / 'tracker_eval.json'}")
+    if args.update_model_json:
+        from training.evaluate_detector import update_model_json
+
+        sha = update_model_json(args.model, {"evaluation": model_json_summary(report, args)})
+        print(f"model.json updated; weights still match sha256 {sha[:12]}...")
     return 0
+
+
+def model_json_summary(report: dict, args: argparse.Namespace) -> dict:
+    """The evaluation report for model.json: every figure except the PCK curves."""
+    return {
+        "command": "lesion-train evaluate-tracker "
+        + " ".join(
+            [
+                f"--synthetic-pairs {args.synthetic_pairs}",
+                f"--real-pairs-per-tile {args.real_pairs_per_tile}",
+                f"--seed {args.seed}",
+            ]
+        ),
+        "working_size": report["working_size"],
+        "held_out_seed": report["seed"],
+        "synthetic_pairs": args.synthetic_pairs,
+        "real_tile_pairs_per_tile": args.real_pairs_per_tile,
+        "results": {
+            set_name: {
+                name: {k: v for k, v in s.items() if k != "pck_curve"}
+                for name, s in per_method.items()
+            }
+            for set_name, per_method in report["results"].items()
+        },
+    }

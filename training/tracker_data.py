@@ -4,17 +4,23 @@ Sources (config ``data.source``):
 - ``"synth_pairs"``: ``training.synthesis.datasets.PairDataset`` (synthetic body photos with
   lesions that move, grow, appear and vanish; the synthesis team's time model).
 - ``"synth_folder"``: ``training.synthesis.datasets.FolderPairDataset`` (``lesion-train synth``
-  output).
+  output): a fixed pool made once, so a training step costs only the network.
 - ``"detection_warps"``: synthetic detection photos (``make_detection_sample``) deformed by
   :func:`training.tracking_pairs.make_known_pair` (exact flow, relit, painted lesions).
 - ``"image_folder"``: any folder of photos, deformed the same way.
 Every item is resized to the training size (``data.width`` x ``data.height``) with its flow
 scaled, so that displacements keep their share of the image, as at inference.
+With ``data.augment`` (a dict, see :class:`PairAugment`) a contract source (``synth_pairs`` /
+``synth_folder``) is cycled for ``length`` items, each a fresh augmentation of pool item
+``index % len(pool)`` seeded by (seed, index): the same window cut from A and B (flow values
+unchanged, ``valid`` cleared where the target leaves the window), flips (flow mirrored), and
+photometric jitter of A and B separately (flow untouched).
 Items: {"image_a", "image_b": uint8 (3, H, W), "flow": float32 (2, H, W), "valid": bool (H, W)}.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -137,8 +143,130 @@ class _ResizedPairs(Dataset):
         )
 
 
+@dataclass(frozen=True)
+class PairAugment:
+    """Cheap pair augmentation (config ``data.augment``).
+
+    crop_scale: the window's side as a share of the largest window of the training aspect
+    (uniform in the range); hflip / vflip: probability of mirroring the pair; brightness,
+    contrast, colour: largest relative change of A and of B (independently), gamma: largest
+    change of the exponent.
+    """
+
+    crop_scale: tuple[float, float] = (0.75, 1.0)
+    hflip: float = 0.5
+    vflip: float = 0.5
+    brightness: float = 0.15
+    contrast: float = 0.15
+    colour: float = 0.06
+    gamma: float = 0.15
+
+
+def _jitter(image: np.ndarray, rng: np.random.Generator, aug: PairAugment) -> np.ndarray:
+    """Photometric jitter of one (H, W, 3) uint8 RGB image (one lookup table per channel)."""
+    gain = (1 + rng.uniform(-aug.brightness, aug.brightness)) * (
+        1 + rng.uniform(-aug.colour, aug.colour, size=3)
+    )
+    contrast = 1 + rng.uniform(-aug.contrast, aug.contrast)
+    gamma = 1 + rng.uniform(-aug.gamma, aug.gamma)
+    mean = float(image[::4, ::4].mean()) / 255.0
+    x = np.arange(256, dtype=np.float64)[:, None] / 255.0
+    lut = np.clip(((x - mean) * contrast + mean) * gain[None, :], 0, 1) ** gamma
+    lut = (lut * 255 + 0.5).astype(np.uint8)  # (256, 3)
+    return np.stack([lut[image[..., c], c] for c in range(3)], axis=-1)
+
+
+def augment_pair(
+    image_a: np.ndarray,
+    image_b: np.ndarray,
+    flow: np.ndarray,
+    valid: np.ndarray,
+    rng: np.random.Generator,
+    size: tuple[int, int],
+    aug: PairAugment,
+) -> dict[str, torch.Tensor]:
+    """One augmented pair at (width, height) = ``size`` (see the module docstring).
+
+    image_a/b: (H, W, 3) uint8 of the same size; flow (H, W, 2) float32 (A pixel + flow =
+    position in B); valid (H, W) bool. Returns the item dict of :func:`resize_pair_sample`.
+    """
+    h, w = valid.shape
+    aspect = size[0] / size[1]
+    full_w = min(w, h * aspect)
+    s = rng.uniform(*aug.crop_scale)
+    cw, ch = max(8, int(round(full_w * s))), max(8, int(round(full_w * s / aspect)))
+    cw, ch = min(cw, w), min(ch, h)
+    x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+    ys, xs = slice(y0, y0 + ch), slice(x0, x0 + cw)
+    a, b = image_a[ys, xs], image_b[ys, xs]
+    f = flow[ys, xs].astype(np.float32)
+    gy, gx = np.mgrid[0:ch, 0:cw].astype(np.float32)
+    tx, ty = gx + f[..., 0], gy + f[..., 1]
+    v = valid[ys, xs] & (tx >= 0) & (tx <= cw - 1) & (ty >= 0) & (ty <= ch - 1)
+    if rng.random() < aug.hflip:
+        a, b, f, v = a[:, ::-1], b[:, ::-1], f[:, ::-1] * np.float32([-1, 1]), v[:, ::-1]
+    if rng.random() < aug.vflip:
+        a, b, f, v = a[::-1], b[::-1], f[::-1] * np.float32([1, -1]), v[::-1]
+    a, b = _jitter(a, rng, aug), _jitter(b, rng, aug)
+    return resize_pair_sample(
+        np.ascontiguousarray(a),
+        np.ascontiguousarray(b),
+        np.ascontiguousarray(f),
+        np.ascontiguousarray(v),
+        size,
+    )
+
+
+class AugmentedPool(Dataset):
+    """``length`` augmented items cycling over a contract pair dataset (the pool)."""
+
+    def __init__(
+        self, pool: Dataset, length: int, seed: int, size: tuple[int, int], aug: PairAugment
+    ) -> None:
+        if len(pool) == 0:  # type: ignore[arg-type]
+            raise ValueError("empty pair pool")
+        self.pool, self.length, self.seed, self.size, self.aug = pool, length, seed, size, aug
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        item = self.pool[index % len(self.pool)]  # type: ignore[arg-type]
+        rng = np.random.default_rng([self.seed, index, 0xA06])
+
+        def hwc(t: torch.Tensor) -> np.ndarray:
+            return t.permute(1, 2, 0).numpy()
+
+        return augment_pair(
+            hwc(item["image_a"]),
+            hwc(item["image_b"]),
+            hwc(item["flow"]),
+            item["valid"].numpy(),
+            rng,
+            self.size,
+            self.aug,
+        )
+
+
+class CachedPairs(Dataset):
+    """Every item of ``inner`` made once and kept in memory (small validation sets)."""
+
+    def __init__(self, inner: Dataset) -> None:
+        self.items = [inner[i] for i in range(len(inner))]  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return self.items[index]
+
+
 def tracker_dataset(data: dict, *, length: int, seed: int) -> Dataset:
-    """The dataset the config's ``data`` section describes (see the module docstring)."""
+    """The dataset the config's ``data`` section describes (see the module docstring).
+
+    For ``synth_pairs`` without ``augment``, ``length`` pairs are made from ``seed``; for
+    ``synth_folder`` without ``augment`` the folder's pairs are used as they are.
+    """
     size = (int(data["width"]), int(data["height"]))
     if size[0] % 32 or size[1] % 32:
         raise ValueError(f"training size {size} must be multiples of 32")
@@ -149,11 +277,25 @@ def tracker_dataset(data: dict, *, length: int, seed: int) -> Dataset:
         from training.synthesis.datasets import PairDataset
         from training.synthesis.detection import SynthConfig
 
-        return _ResizedPairs(
-            PairDataset(length, seed, SynthConfig(**data.get("synth_config", {}))), size
-        )
-    if source == "synth_folder":
+        pool_size = int(data.get("pool_size", length))
+        pool: Dataset = PairDataset(pool_size, seed, SynthConfig(**data.get("synth_config", {})))
+    elif source == "synth_folder":
         from training.synthesis.datasets import FolderPairDataset
 
-        return _ResizedPairs(FolderPairDataset(data["folder"]), size)
-    raise ValueError(f"unknown data.source {source!r}")
+        pool = FolderPairDataset(data["folder"])
+    else:
+        raise ValueError(f"unknown data.source {source!r}")
+    if data.get("augment") is not None:
+        aug = data["augment"]
+        aug = PairAugment(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in dict(aug).items()}
+        )
+        return AugmentedPool(pool, length, seed, size, aug)
+    return _ResizedPairs(pool, size)
+
+
+def validation_config(data: dict) -> dict:
+    """The ``data`` section for validation: ``data.val`` overrides, never augmented."""
+    out = {k: v for k, v in data.items() if k not in ("val", "augment", "pool_size")}
+    out.update(data.get("val", {}))
+    return out

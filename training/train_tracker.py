@@ -34,7 +34,7 @@ from core.models.registry import build_model
 from core.models.tracker import init_from_detector
 from core.resources import models_dir
 from training import distributed as dist_utils
-from training.tracker_data import tracker_dataset
+from training.tracker_data import CachedPairs, tracker_dataset, validation_config
 
 DEFAULT_CONFIG = Path("training/configs/tracker.json")
 
@@ -58,6 +58,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-detector-init", action="store_true", help="start from random weights")
     parser.add_argument(
         "--arch-kwargs", default=None, help="JSON overriding model.kwargs (ablation)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
+    )
+    parser.add_argument(
+        "--time-limit-min",
+        type=float,
+        default=None,
+        help="stop after the epoch that would make the run exceed this many minutes",
     )
 
 
@@ -123,7 +132,10 @@ def _detector_state(path: Path | None) -> tuple[dict | None, str | None]:
 
 
 def run(args: argparse.Namespace) -> int:
+    run_start = time.time()
     config = load_config(args.config)
+    if args.threads is not None:
+        torch.set_num_threads(max(1, int(args.threads)))
     info = dist_utils.init_distributed(args.device)
     seed = int(config["seed"])
     torch.manual_seed(seed + info.rank)
@@ -136,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         arch_kwargs.update(json.loads(args.arch_kwargs))
     arch_kwargs["working_size"] = max(int(data_cfg["width"]), int(data_cfg["height"]))
     model = build_model(config["model"]["arch"], **arch_kwargs)
-    detector_note = None
+    detector_note = "random (--no-detector-init)" if args.no_detector_init else None
     if not args.no_detector_init:
         state, detector_note = _detector_state(args.detector)
         if state is not None:
@@ -145,8 +157,12 @@ def run(args: argparse.Namespace) -> int:
     train_set = tracker_dataset(
         data_cfg, length=steps * batch * info.world_size, seed=int(data_cfg["train_seed"])
     )
-    val_set = tracker_dataset(
-        data_cfg, length=int(data_cfg["val_pairs"]), seed=int(data_cfg["val_seed"])
+    val_set = CachedPairs(
+        tracker_dataset(
+            validation_config(data_cfg),
+            length=int(data_cfg["val_pairs"]),
+            seed=int(data_cfg["val_seed"]),
+        )
     )
     sampler = dist_utils.make_sampler(train_set, info, shuffle=True, seed=seed)
     workers = int(train_cfg.get("workers", 0))
@@ -184,6 +200,7 @@ def run(args: argparse.Namespace) -> int:
     device = info.device
     gamma, q = float(config["loss"]["gamma"]), float(config["loss"]["q"])
     last_epoch = epochs if args.stop_after is None else min(epochs, start_epoch + args.stop_after)
+    stopped_early = None
     for epoch in range(start_epoch, last_epoch):
         if sampler is not None:
             sampler.set_epoch(epoch)
@@ -232,6 +249,15 @@ def run(args: argparse.Namespace) -> int:
                 checkpoint,
             )
         dist_utils.barrier()
+        if args.time_limit_min is not None and epoch + 1 < last_epoch:
+            elapsed = time.time() - run_start
+            if elapsed + record["seconds"] > 60.0 * float(args.time_limit_min):
+                stopped_early = (
+                    f"stopped after epoch {epoch + 1} of {epochs} by --time-limit-min "
+                    f"{args.time_limit_min} ({elapsed / 60:.1f} min elapsed)"
+                )
+                print(stopped_early, flush=True)
+                break
     if info.is_main:
         meta = {
             "name": str(config.get("name", "tracker")),
@@ -248,8 +274,12 @@ def run(args: argparse.Namespace) -> int:
                 "epochs": epochs,
                 "steps_per_epoch": steps,
                 "world_size": info.world_size,
-                "initialised_from": detector_note or "random",
+                "initialised_from": detector_note or "random (no detector model folder found)",
                 "data": data_cfg,
+                "threads": torch.get_num_threads(),
+                "wall_minutes": round((time.time() - run_start) / 60, 1),
+                "epochs_run": len(history),
+                "stopped_early": stopped_early,
             },
             "metrics": {"validation": history[-1] if history else {}},
             "history": history,

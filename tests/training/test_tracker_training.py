@@ -108,12 +108,21 @@ def test_dense_sift_flow_handles_a_large_shift() -> None:
 
 
 def test_trainer_runs_resumes_and_writes_a_loadable_model_folder(tmp_path: Path) -> None:
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for i in range(2):
-        cv2.imwrite(str(photos / f"p{i}.png"), texture(10 + i, (200, 260)))
+    from training.synthesis import store
+    from training.synthesis.detection import SynthConfig
+    from training.synthesis.pairs import make_pair_sample
+
+    pool = tmp_path / "pool"  # the recipe's source: a fixed pool of synthetic pairs
+    small = {"width": 128, "height": 96, "lesion_source": "procedural", "body_pool": 0}
+    store.make_dirs(pool, "pairs")
+    entries = [
+        store.write_pair(pool, i, make_pair_sample(i, 9, SynthConfig(**small)), ".png")
+        for i in range(2)
+    ]
+    store.write_manifest(pool, {"kind": "pairs", "seed": 9, "n": 2, "samples": entries})
     config = json.loads(Path("training/configs/tracker.json").read_text())
-    config["data"].update(folder=str(photos), width=96, height=64, val_pairs=2)
+    assert config["data"]["source"] == "synth_folder" and "augment" in config["data"]
+    config["data"].update(folder=str(pool), width=96, height=64, val_pairs=2, synth_config=small)
     config["train"].update(epochs=2, steps_per_epoch=1, batch_size=2, workers=0)
     config["model"]["kwargs"].update(widths=[8, 16, 16], depths=[1, 1, 1], atrous_dilations=[2, 2])
     config["model"]["kwargs"].update(feature_dim=8, estimator_width=16, correlation_radius=2)
