@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import struct
+import warnings
 import zlib
 from pathlib import Path
 
@@ -65,6 +66,9 @@ Image.MAX_IMAGE_PIXELS = None
 # load_photo reports every decoding failure itself as one PhotoError line; OpenCV's own
 # "[ERROR] imdecode ..." log lines would only repeat it, less clearly, on stderr.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+# Pillow warns about damaged EXIF blocks while reading headers; such a photo is shown
+# without rotation (or refused for its pixels), and the warning would be a stray stderr line.
+warnings.filterwarnings("ignore", message=r".*(EXIF|exif)", category=UserWarning, module=r"PIL\.")
 
 
 def _unsupported_format(path: Path, head: bytes) -> str | None:

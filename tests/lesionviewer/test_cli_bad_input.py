@@ -3,7 +3,6 @@ file and the reason (no traceback, no decoder chatter), and no output file left 
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
@@ -95,6 +94,14 @@ def _bad_png_crc(path: Path) -> Path:
     return path
 
 
+def _tiff_with_cut_exif(path: Path) -> Path:
+    """A TIFF cut inside its directory: Pillow warns about EXIF on the way to refusing it."""
+    cv2.imwrite(str(path), np.zeros((64, 64, 3), np.uint16))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
 # name of the bad photo, how to make it, words its one-line reason must hold
 BAD_PHOTOS: list[tuple[str, Callable[[Path], Path], str]] = [
     ("missing.jpg", lambda p: p, "file not found"),
@@ -104,6 +111,7 @@ BAD_PHOTOS: list[tuple[str, Callable[[Path], Path], str]] = [
     ("empty.png", _empty, "empty file"),
     ("IMG_0001.HEIC", _heic, "HEIC"),
     ("crc.png", _bad_png_crc, "CRC error"),
+    ("cut.tif", _tiff_with_cut_exif, "not a readable image"),
 ]
 
 
@@ -325,17 +333,20 @@ def test_track_unwritable_overlay_leaves_no_json(
 
 
 # ---------------------------------------------------------------- real process
-def test_real_process_exit_code_and_single_stderr_line(tmp_path: Path, models) -> None:
-    """The installed entry point, not just main(): exit status and stderr of the process."""
-    photo = _garbled_jpeg(tmp_path / "garbled.jpg")
+def test_real_process_exit_code_and_one_stderr_line_per_bad_photo(tmp_path: Path, models) -> None:
+    """The entry point as a process (no pytest warning capture): exit status and stderr, with
+    neither decoder chatter nor Pillow's EXIF warning around the one-line reasons."""
+    garbled = _garbled_jpeg(tmp_path / "garbled.jpg")
+    cut = _tiff_with_cut_exif(tmp_path / "cut.tif")
     done = subprocess.run(
-        [sys.executable, "-m", "lesionviewer.cli", "analyze", str(photo), "--json",
-         str(tmp_path / "o.json"), "--device", "cpu", "--model", str(models[0])],
+        [sys.executable, "-m", "lesionviewer.cli", "analyze", str(garbled), str(cut),
+         "--json", str(tmp_path / "out"), "--device", "cpu", "--model", str(models[0])],
         capture_output=True, text=True, cwd=REPO_ROOT, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        "lesionviewer: garbled.jpg: corrupt JPEG data (premature end of data segment)"
+        "lesionviewer: garbled.jpg: corrupt JPEG data (premature end of data segment)",
+        "lesionviewer: cut.tif: not a readable image (format .tif unknown or corrupt)",
     ]
-    assert not (tmp_path / "o.json").exists()
-    json.dumps(done.stdout)  # stdout stays text (nothing printed for the failed image)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    assert done.stdout == ""
