@@ -152,6 +152,13 @@ def test_huge_header_under_the_limit_with_tiny_data_is_refused_undecoded(
         load_photo(liar)
 
 
+def test_large_flat_bilevel_png_is_not_mistaken_for_a_bomb(tmp_path: Path) -> None:
+    """1 bit per pixel, all white: compresses ~2700:1 against pixels, but not against bits."""
+    Image.fromarray(np.ones((3000, 3000), bool)).save(tmp_path / "scan.png", optimize=True)
+    out = load_photo(tmp_path / "scan.png")
+    assert out.shape == (3000, 3000, 3) and out.min() == 255
+
+
 def test_oversized_jpeg_refused_before_decoding(tmp_path: Path, no_decoding: None) -> None:
     _jpeg(tmp_path / "wide.jpg")
     with pytest.raises(PhotoError, match=r"wide\.jpg: photo too large \(128x96 px"):
