@@ -8,7 +8,7 @@ and the medians and their ratio are printed.
 
     python packaging/startup_time.py --frozen dist/lesionviewer/lesionviewer [--runs 5]
 
-Qt runs offscreen unless DISPLAY is set (then on that X server).
+On Linux Qt runs offscreen unless DISPLAY is set (then on that X server).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5, help="measured launches of each")
     args = parser.parse_args(argv)
     env = dict(os.environ)
-    if not env.get("DISPLAY"):
+    if sys.platform.startswith("linux") and not env.get("DISPLAY"):
         env["QT_QPA_PLATFORM"] = "offscreen"
     programs = {
         "frozen": [str(Path(args.frozen).resolve()), "--startup-probe"],
