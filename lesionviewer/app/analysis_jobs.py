@@ -18,7 +18,7 @@ from core.errors import LesionViewerError, PhotoError
 from core.io import load_photo
 from core.types import Detection, Lesion, ModelInfo
 from lesionviewer.app.heatmap_cache import save_heatmap
-from lesionviewer.store import Observation, Store
+from lesionviewer.store import DuplicatePhotoError, Observation, Store
 
 Progress = Callable[..., None]
 Cancel = Callable[[], bool]
@@ -171,7 +171,7 @@ def import_photos(
     on its own; then :class:`ImportProblems` lists every refused file and its reason. A
     store error (locked, read-only) stops the import at once."""
     ids: list[int] = []
-    problems: list[PhotoError] = []
+    problems: list[LesionViewerError] = []
     with Store.open(data_dir) as store:
         for i, (path, site) in enumerate(files):
             if cancel():
@@ -179,7 +179,7 @@ def import_photos(
             progress(i / max(1, len(files)), f"importing {path.name}")
             try:
                 result = store.import_photo(visit_id, path, body_site=site)
-            except PhotoError as exc:
+            except (PhotoError, DuplicatePhotoError) as exc:  # this file only: go on
                 problems.append(exc)
                 continue
             ids.append(result.photo.id)
@@ -191,9 +191,12 @@ def import_photos(
 class ImportProblems(LesionViewerError):
     """Some photos of an import were refused; the others were imported.
 
-    problems: the PhotoError of each refused file. imported_ids: the photos stored."""
+    problems: the PhotoError (or DuplicatePhotoError) of each refused file.
+    imported_ids: the photos stored."""
 
-    def __init__(self, problems: list[PhotoError], imported_ids: list[int], total: int) -> None:
+    def __init__(
+        self, problems: list[LesionViewerError], imported_ids: list[int], total: int
+    ) -> None:
         self.problems = list(problems)
         self.imported_ids = list(imported_ids)
         listed = "; ".join(str(p) for p in problems)

@@ -26,6 +26,7 @@ folder (platformdirs, "LesionViewer"). Layout: ``lesionviewer.sqlite3`` (WAL) an
 from lesionviewer.store.backup import backup_store, restore_store
 from lesionviewer.store.db import DATA_DIR_ENV, DB_NAME, resolve_data_dir
 from lesionviewer.store.errors import (
+    DuplicatePhotoError,
     NotFoundError,
     StoreError,
     StoreLockedError,
@@ -62,6 +63,7 @@ __all__ = [
     "HistoryEntry",
     "ImportResult",
     "LesionRecord",
+    "DuplicatePhotoError",
     "NotFoundError",
     "Observation",
     "Patient",

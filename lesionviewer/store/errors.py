@@ -27,3 +27,7 @@ class StoreLockedError(StoreError):
 
 class NotFoundError(StoreError):
     """No row with the asked id."""
+
+
+class DuplicatePhotoError(StoreError):
+    """The photo file is already stored for another visit (possibly another patient)."""

@@ -27,7 +27,7 @@ from lesionviewer.store.db import (
     utc_now,
     write_transaction,
 )
-from lesionviewer.store.errors import NotFoundError, StoreError
+from lesionviewer.store.errors import DuplicatePhotoError, NotFoundError, StoreError
 from lesionviewer.store.migrations import migrate
 from lesionviewer.store.models import (
     Analysis,
@@ -256,8 +256,10 @@ class Store:
         The file is decoded first (``core.io.load_photo``): a corrupt or unsupported
         image raises ``core.errors.PhotoError`` naming it, and nothing is stored. The
         copy is named by its SHA-256 and written atomically; the original is not touched.
-        A file already in the store is not stored again: the existing photo comes back
-        with ``duplicate=True``. width/height are after EXIF orientation.
+        A file already imported for this visit is not stored again: the existing photo
+        comes back with ``duplicate=True``. A file already stored for another visit is
+        refused with :class:`DuplicatePhotoError` (the same picture cannot document two
+        visits, and above all never two patients). width/height are after EXIF orientation.
         """
         source = Path(path)
         self.get_visit(visit_id)
@@ -265,6 +267,10 @@ class Store:
         sha256 = file_sha256(source)
         existing = self._all("SELECT * FROM photo WHERE sha256 = ?", [sha256])
         if existing:
+            if int(existing[0]["visit_id"]) != int(visit_id):
+                raise DuplicatePhotoError(
+                    source, f"already imported for another visit (photo {existing[0]['id']})"
+                )
             return ImportResult(rows.photo(existing[0], self.data_dir), True, source)
         pixels = load_photo(source)
         height, width = int(pixels.shape[0]), int(pixels.shape[1])

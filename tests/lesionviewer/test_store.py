@@ -12,6 +12,7 @@ from lesionviewer.store import (
     DATA_DIR_ENV,
     DB_NAME,
     LATEST_VERSION,
+    DuplicatePhotoError,
     Store,
     StoreError,
     resolve_data_dir,
@@ -121,6 +122,16 @@ def test_import_stores_copy_by_sha_and_detects_duplicates(store: Store, tmp_path
     assert again.duplicate and again.photo.id == photo.id
     assert len(store.list_photos(v.id)) == 2
     assert not list(store.data_dir.rglob("*.partial"))
+
+
+def test_same_photo_for_another_patient_is_refused(store: Store, tmp_path: Path) -> None:
+    first = store.add_visit(store.add_patient("Sample Patient").id, "2024-01-01")
+    other = store.add_visit(store.add_patient("Second Case").id, "2024-01-02")
+    photo = write_photo(tmp_path / "a.png", 1)
+    store.import_photo(first.id, photo)
+    with pytest.raises(DuplicatePhotoError, match="a.png: already imported for another visit"):
+        store.import_photo(other.id, photo)
+    assert store.list_photos(other.id) == []
 
 
 def test_import_size_is_after_exif_rotation(store: Store, tmp_path: Path) -> None:
