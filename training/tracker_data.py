@@ -26,7 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import ConcatDataset, Dataset
 
 from core.errors import DataError
 from core.io import SUPPORTED_SUFFIXES, load_photo
@@ -65,6 +65,32 @@ def resize_pair_sample(
     }
 
 
+def pad_ufes_split_files(folder: Path, files: list[Path], split: str) -> list[Path]:
+    """The photos of ``files`` whose patient is on ``split`` ("train" or "holdout") of
+    :func:`training.sources.splits.pad_ufes_holdout`; the table is ``labels.csv`` in
+    ``folder`` or its parent (PAD-UFES-20 layout). DataError when there is none."""
+    import csv
+
+    from training.sources.splits import pad_ufes_holdout
+
+    if split not in ("train", "holdout"):
+        raise ValueError("split must be 'train', 'holdout' or 'all'")
+    table = next(
+        (d / "labels.csv" for d in (folder, folder.parent) if (d / "labels.csv").is_file()), None
+    )
+    if table is None:
+        raise DataError(folder, "a patient split needs a PAD-UFES-20 labels.csv here or above")
+    train, holdout = pad_ufes_holdout(table)
+    keep = train if split == "train" else holdout
+    with table.open(newline="", encoding="utf-8") as handle:
+        names = {
+            Path(row.get("file") or row["img_id"]).stem
+            for row in csv.DictReader(handle)
+            if str(row["patient_id"]) in keep
+        }
+    return [f for f in files if f.stem in names]
+
+
 class WarpPairDataset(Dataset):
     """Known-deformation pairs of base photos; item ``i`` is seeded by (seed, i) only."""
 
@@ -77,6 +103,7 @@ class WarpPairDataset(Dataset):
         base: str = "image_folder",
         folder: str | Path | None = None,
         params: WarpParams | None = None,
+        split: str = "all",
     ) -> None:
         self.length, self.seed, self.size, self.base = length, seed, size, base
         self.params = params if params is not None else WarpParams()
@@ -87,8 +114,10 @@ class WarpPairDataset(Dataset):
             self.files = sorted(
                 p for p in Path(folder).rglob("*") if p.suffix.lower() in SUPPORTED_SUFFIXES
             )
+            if split != "all":
+                self.files = pad_ufes_split_files(Path(folder), self.files, split)
             if not self.files:
-                raise DataError(Path(folder), "no photos in the image folder")
+                raise DataError(Path(folder), f"no photos in the image folder (split {split!r})")
         elif base != "detection_warps":
             raise ValueError(f"unknown base {base!r}")
 
@@ -271,8 +300,21 @@ def tracker_dataset(data: dict, *, length: int, seed: int) -> Dataset:
     if size[0] % 32 or size[1] % 32:
         raise ValueError(f"training size {size} must be multiples of 32")
     source = data.get("source", "image_folder")
+    if source == "mix":
+        parts = [pair_pool(part, seed=seed + 7919 * (i + 1)) for i, part in enumerate(data["mix"])]
+        aug = PairAugment(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in data["augment"].items()}
+        )
+        return AugmentedPool(ConcatDataset(parts), length, seed, size, aug)
     if source in ("image_folder", "detection_warps"):
-        return WarpPairDataset(length, seed, size=size, base=source, folder=data.get("folder"))
+        return WarpPairDataset(
+            length,
+            seed,
+            size=size,
+            base=source,
+            folder=data.get("folder"),
+            split=data.get("split", "all"),
+        )
     if source == "synth_pairs":
         from training.synthesis.datasets import PairDataset
         from training.synthesis.detection import SynthConfig
@@ -292,6 +334,18 @@ def tracker_dataset(data: dict, *, length: int, seed: int) -> Dataset:
         )
         return AugmentedPool(pool, length, seed, size, aug)
     return _ResizedPairs(pool, size)
+
+
+def pair_pool(part: dict, *, seed: int) -> Dataset:
+    """One pool of a ``"mix"`` source (not augmented): a ``synth_folder`` as it is, or
+    ``pool_size`` pairs of an on-the-fly source made once (seed ``part["seed"]`` if given)
+    and kept in memory, at the part's ``width`` x ``height`` (default 384 x 288)."""
+    part = {"width": 384, "height": 288, **part}
+    part.pop("augment", None)
+    if part.get("source") == "synth_folder":
+        return tracker_dataset(part, length=0, seed=seed)
+    size = int(part["pool_size"])
+    return CachedPairs(tracker_dataset(part, length=size, seed=int(part.get("seed", seed))))
 
 
 def validation_config(data: dict) -> dict:

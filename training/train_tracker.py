@@ -131,6 +131,27 @@ def _detector_state(path: Path | None) -> tuple[dict | None, str | None]:
     )
 
 
+def pool_description(data: dict) -> dict | list | None:
+    """What the pools hold: a ``synth_folder``'s manifest (seed, size, synthesis config), the
+    on-the-fly part of a ``mix`` (source, folder, patient split, pool size, seed)."""
+    if data.get("source") == "mix":
+        return [pool_description(part) or dict(part) for part in data["mix"]]
+    if data.get("source") != "synth_folder":
+        return None
+    from training.synthesis.store import read_manifest
+
+    manifest = read_manifest(Path(data["folder"]), "pairs")
+    return {
+        "folder": str(data["folder"]),
+        "seed": manifest.get("seed"),
+        "n": manifest.get("n"),
+        "synth_config": manifest.get("config"),
+        "lesion_split": "train (default lesion bank: held-out patients never used)"
+        if (manifest.get("config") or {}).get("lesion_source") == "default"
+        else None,
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     run_start = time.time()
     config = load_config(args.config)
@@ -276,6 +297,7 @@ def run(args: argparse.Namespace) -> int:
                 "world_size": info.world_size,
                 "initialised_from": detector_note or "random (no detector model folder found)",
                 "data": data_cfg,
+                "pool": pool_description(data_cfg),
                 "threads": torch.get_num_threads(),
                 "wall_minutes": round((time.time() - run_start) / 60, 1),
                 "epochs_run": len(history),

@@ -158,3 +158,53 @@ def test_cached_pairs_make_each_item_once() -> None:
     cached = CachedPairs(Counting())
     cached[0], cached[1], cached[0]
     assert calls == [0, 1] and len(cached) == 2
+
+
+def test_pad_ufes_split_keeps_held_out_patients_out(shared_data) -> None:
+    from training.tracker_data import WarpPairDataset, pad_ufes_split_files
+
+    folder = shared_data / "pad-ufes20-dev" / "images"
+    if not folder.is_dir():
+        pytest.skip("PAD-UFES-20 dev images not present")
+    files = sorted(folder.glob("*.jpg")) + sorted(folder.glob("*.png"))
+    train = pad_ufes_split_files(folder, files, "train")
+    holdout = pad_ufes_split_files(folder, files, "holdout")
+    assert train and holdout and not set(train) & set(holdout)
+    assert set(train) | set(holdout) == set(files)
+    ds = WarpPairDataset(1, 0, size=(128, 96), folder=folder, split="train")
+    assert set(ds.files) == set(train)
+
+
+def test_mix_source_cycles_every_pool(tmp_path) -> None:
+    from training.synthesis import store
+    from training.synthesis.detection import SynthConfig
+    from training.synthesis.pairs import make_pair_sample
+
+    pool = tmp_path / "pool"
+    store.make_dirs(pool, "pairs")
+    config = SynthConfig(width=160, height=128, lesion_source="procedural", body_pool=0)
+    entries = [store.write_pair(pool, 0, make_pair_sample(0, 5, config), ".png")]
+    store.write_manifest(pool, {"kind": "pairs", "seed": 5, "n": 1, "samples": entries})
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "p.png"), texture(8, (200, 260)))
+    data = {
+        "source": "mix",
+        "mix": [
+            {"source": "synth_folder", "folder": str(pool)},
+            {
+                "source": "image_folder",
+                "folder": str(photos),
+                "pool_size": 2,
+                "width": 160,
+                "height": 128,
+            },
+        ],
+        "width": 128,
+        "height": 96,
+        "augment": {},
+    }
+    ds = tracker_dataset(data, length=6, seed=2)
+    assert isinstance(ds, AugmentedPool) and len(ds.pool) == 3 and len(ds) == 6
+    for i in range(3):  # one item of each pool member, all at the training size
+        assert ds[i]["image_a"].shape == (3, 96, 128) and ds[i]["flow"].shape == (2, 96, 128)
