@@ -121,8 +121,21 @@ def test_trainer_runs_resumes_and_writes_a_loadable_model_folder(tmp_path: Path)
     ]
     store.write_manifest(pool, {"kind": "pairs", "seed": 9, "n": 2, "samples": entries})
     config = json.loads(Path("training/configs/tracker.json").read_text())
-    assert config["data"]["source"] == "synth_folder" and "augment" in config["data"]
-    config["data"].update(folder=str(pool), width=96, height=64, val_pairs=2, synth_config=small)
+    assert config["data"]["source"] == "mix" and "augment" in config["data"]
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "p.png"), texture(10, (200, 260)))
+    config["data"]["mix"] = [
+        {"source": "synth_folder", "folder": str(pool)},
+        {
+            "source": "image_folder",
+            "folder": str(photos),
+            "pool_size": 2,
+            "width": 128,
+            "height": 96,
+        },
+    ]
+    config["data"].update(width=96, height=64, val_pairs=2, synth_config=small)
     config["train"].update(epochs=2, steps_per_epoch=1, batch_size=2, workers=0)
     config["model"]["kwargs"].update(widths=[8, 16, 16], depths=[1, 1, 1], atrous_dilations=[2, 2])
     config["model"]["kwargs"].update(feature_dim=8, estimator_width=16, correlation_radius=2)
