@@ -122,10 +122,12 @@ def lesions_from_instances(instance_map: np.ndarray, class_map: np.ndarray) -> t
 
 
 def synthetic_pairs(config: dict, count: int, seed: int) -> Iterator[KnownPair]:
-    """Held-out pairs from the config's data source, at twice the training size."""
+    """Held-out pairs from the config's data source: synthetic pairs (``data.synth_config``)
+    for the synthesis sources and ``mix``, else known deformations at twice the training
+    size."""
     data = config["data"]
     w, h = 2 * int(data["width"]), 2 * int(data["height"])
-    if data.get("source") in ("synth_pairs", "synth_folder"):
+    if data.get("source") in ("synth_pairs", "synth_folder", "mix"):
         from training.synthesis.detection import SynthConfig
         from training.synthesis.pairs import make_pair_sample
 
@@ -151,6 +153,7 @@ def synthetic_pairs(config: dict, count: int, seed: int) -> Iterator[KnownPair]:
         size=(w // 2, h // 2),
         base=data.get("source", "image_folder"),
         folder=data.get("folder"),
+        split="holdout" if data.get("split") == "train" else data.get("split", "all"),
     )
     for i in range(count):
         rng = np.random.default_rng([seed, i])
