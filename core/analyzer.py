@@ -1,9 +1,11 @@
 """The Analyzer: loaded models + the device, with ``detect``, ``track`` and ``map_points``.
 
 One object per process (the app keeps one, the CLI makes one). The device is chosen
-only through :func:`core.device.choose_device`. The detector is loaded (SHA-256
-checked) at :meth:`Analyzer.load`; the tracker on first use. Calls may come from
-worker threads: inference is read-only and the lazy tracker load is locked.
+only through :func:`core.device.choose_device`, the backend (torch or ONNX Runtime)
+through :func:`core.runtime.choose_backend`. The detector is loaded (SHA-256 checked) at
+:meth:`Analyzer.load`; the tracker on first use. Calls may come from worker threads:
+inference is read-only and the lazy tracker load is locked. With the ONNX backend nothing
+here imports torch.
 """
 
 from __future__ import annotations
@@ -11,17 +13,20 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from core.device import choose_device
-from core.errors import Cancelled
-from core.model_folder import load_model_folder
+from core.device import RuntimeDevice, choose_device
+from core.errors import Cancelled, ModelError
 from core.postprocess import PostprocessConfig, find_lesions
 from core.resources import models_dir
+from core.runtime import choose_backend, load_onnx_folder
 from core.tiling import tiled_heatmap
 from core.types import Detection, ModelInfo, Tracking
+
+if TYPE_CHECKING:
+    import torch
 
 Progress = Callable[[float], None]
 Cancel = Callable[[], bool]
@@ -39,6 +44,8 @@ def model_info(meta: dict) -> ModelInfo:
 
 def prepare_for_inference(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """Eval mode, BatchNorm folded (when the network offers it), channels_last on ``device``."""
+    import torch
+
     model.eval()
     fuse = getattr(model, "fuse_for_inference", None)
     if fuse is not None:
@@ -67,13 +74,15 @@ class Analyzer:
     def __init__(
         self,
         *,
-        device: torch.device,
-        detector: torch.nn.Module,
+        device: torch.device | RuntimeDevice,
+        detector: Any,
         detector_meta: dict,
         tracker_folder: Path,
+        backend: str = "torch",
     ) -> None:
         self._device = device
-        self._detector = prepare_for_inference(detector, device)
+        self._backend = backend
+        self._detector = prepare_for_inference(detector, device) if backend == "torch" else detector
         self._detector_meta = detector_meta
         self._detector_info = model_info(detector_meta)
         tile = detector_meta.get("tile") or {}
@@ -82,33 +91,60 @@ class Analyzer:
         self.batch_size: int | None = tile.get("batch_size")
         self.postprocess = PostprocessConfig.from_json(detector_meta.get("postprocess"))
         self._tracker_folder = tracker_folder
-        self._tracker: tuple[torch.nn.Module, dict] | None = None
+        self._tracker: tuple[Any, dict] | None = None
         self._tracker_lock = threading.Lock()
 
     @classmethod
     def load(
         cls,
-        device: str | torch.device = "auto",
+        device: str | torch.device | RuntimeDevice = "auto",
         *,
         detector: str | Path | None = None,
         tracker: str | Path | None = None,
+        backend: str = "auto",
     ) -> Analyzer:
         """Load the detector model folder (default: the shipped ``models/detector``).
 
         ``tracker`` is the tracker model folder (default: shipped ``models/tracker``),
-        loaded on the first :meth:`track`/:meth:`map_points`. Raises
-        :class:`core.errors.ModelError` for a missing or corrupt folder, ``RuntimeError``
-        when CUDA is requested but unavailable.
+        loaded on the first :meth:`track`/:meth:`map_points`. ``backend``: ``"torch"``,
+        ``"onnx"`` (ONNX Runtime on the CPU, the folders' ``model.onnx``) or ``"auto"``
+        (torch when it is installed, else ONNX; see :func:`core.runtime.choose_backend`).
+        Raises :class:`core.errors.ModelError` for a missing or corrupt folder (or a missing
+        or stale ``model.onnx`` for the ONNX backend), ``RuntimeError`` when CUDA is
+        requested but unavailable (always, with the ONNX backend).
         """
-        chosen = choose_device(device)
+        chosen_backend = choose_backend(backend)
         detector_folder = Path(detector) if detector is not None else models_dir() / "detector"
         tracker_folder = Path(tracker) if tracker is not None else models_dir() / "tracker"
-        model, meta = load_model_folder(detector_folder, chosen)
-        return cls(device=chosen, detector=model, detector_meta=meta, tracker_folder=tracker_folder)
+        if chosen_backend == "onnx":
+            if str(getattr(device, "type", device) or "auto").lower().startswith("cuda"):
+                raise RuntimeError("the ONNX backend runs on the CPU only; use the torch backend")
+            chosen: torch.device | RuntimeDevice = RuntimeDevice()
+            model, meta = load_onnx_folder(detector_folder)
+            if not hasattr(model, "tile_probabilities"):
+                raise ModelError(detector_folder, "model.onnx is not a detector")
+        else:
+            from core.model_folder import load_model_folder
+
+            chosen = choose_device(device)
+            model, meta = load_model_folder(detector_folder, chosen)
+        return cls(
+            device=chosen,
+            detector=model,
+            detector_meta=meta,
+            tracker_folder=tracker_folder,
+            backend=chosen_backend,
+        )
 
     @property
-    def device(self) -> torch.device:
+    def device(self) -> torch.device | RuntimeDevice:
+        """Where the networks run (:class:`core.device.RuntimeDevice` for the ONNX backend)."""
         return self._device
+
+    @property
+    def backend(self) -> str:
+        """``"torch"`` or ``"onnx"``."""
+        return self._backend
 
     @property
     def detector_info(self) -> ModelInfo:
@@ -156,11 +192,18 @@ class Analyzer:
             progress(1.0)
         return Detection(heatmap=heatmap, lesions=lesions, model=self._detector_info)
 
-    def _load_tracker(self) -> tuple[torch.nn.Module, dict]:
+    def _load_tracker(self) -> tuple[Any, dict]:
         with self._tracker_lock:
             if self._tracker is None:
-                model, meta = load_model_folder(self._tracker_folder, self._device)
-                model.eval()
+                if self._backend == "onnx":
+                    model, meta = load_onnx_folder(self._tracker_folder)
+                    if not hasattr(model, "flow"):
+                        raise ModelError(self._tracker_folder, "model.onnx is not a tracker")
+                else:
+                    from core.model_folder import load_model_folder
+
+                    model, meta = load_model_folder(self._tracker_folder, self._device)
+                    model.eval()
                 self._tracker = (model, meta)
             return self._tracker
 

@@ -1,40 +1,83 @@
-"""The one place where the compute device is chosen."""
+"""The one place where the compute device is chosen.
+
+torch is imported inside the functions: where it is absent (the desktop build runs its
+networks with ONNX Runtime), ``choose_device`` answers a :class:`RuntimeDevice` for the CPU.
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 DEVICE_ENV = "LESIONVIEWER_DEVICE"
 
 
-def choose_device(requested: str | torch.device | None = "auto") -> torch.device:
-    """Return the torch device to run on.
+@dataclass(frozen=True)
+class RuntimeDevice:
+    """The CPU as seen by ONNX Runtime: ``.type`` and ``.index`` like a ``torch.device``."""
+
+    type: str = "cpu"
+    index: int | None = None
+
+    def __str__(self) -> str:
+        return self.type
+
+
+def torch_available() -> bool:
+    """Whether ``import torch`` works here (False in the ONNX-only desktop build)."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def choose_device(requested: Any = "auto") -> torch.device | RuntimeDevice:
+    """Return the device to run on.
 
     ``requested`` is ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"`` or
-    ``"cuda:N"``. The environment variable ``LESIONVIEWER_DEVICE`` overrides ``"auto"``.
-    Asking for CUDA on a machine without it raises ``RuntimeError`` rather than silently
-    running on the CPU.
+    ``"cuda:N"`` (or a ``torch.device``/:class:`RuntimeDevice`, returned as is). The
+    environment variable ``LESIONVIEWER_DEVICE`` overrides ``"auto"``. Asking for CUDA on a
+    machine without it raises ``RuntimeError`` rather than silently running on the CPU.
+    Without torch the answer is :class:`RuntimeDevice` (the CPU, through ONNX Runtime).
     """
-    if isinstance(requested, torch.device):
+    if isinstance(requested, RuntimeDevice):
         return requested
+    if not isinstance(requested, str | None):
+        return requested  # a torch.device
     choice = (requested or "auto").strip().lower()
     if choice == "auto":
         choice = os.environ.get(DEVICE_ENV, "auto").strip().lower() or "auto"
+    if choice not in ("auto", "cpu") and not choice.startswith("cuda"):
+        raise ValueError(f"unknown device {requested!r}: use auto, cpu or cuda")
+    try:
+        import torch
+    except ImportError:
+        if choice.startswith("cuda"):
+            raise RuntimeError(
+                "CUDA was requested but this build has no torch (it runs on the CPU "
+                "through ONNX Runtime)"
+            ) from None
+        return RuntimeDevice()
     if choice == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if choice.startswith("cuda"):
         if not torch.cuda.is_available():
             raise RuntimeError("CUDA was requested but this machine has no usable CUDA device")
         return torch.device(choice)
-    if choice == "cpu":
-        return torch.device("cpu")
-    raise ValueError(f"unknown device {requested!r}: use auto, cpu or cuda")
+    return torch.device("cpu")
 
 
-def describe_device(device: torch.device) -> str:
+def describe_device(device: torch.device | RuntimeDevice) -> str:
     """A short human-readable name of ``device`` for status bars and reports."""
+    if isinstance(device, RuntimeDevice):
+        return f"CPU (ONNX Runtime, {os.cpu_count() or 1} cores)"
+    import torch
+
     if device.type == "cuda":
         return f"CUDA ({torch.cuda.get_device_name(device)})"
     return f"CPU ({torch.get_num_threads()} threads)"

@@ -21,14 +21,13 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
-
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from typing import TYPE_CHECKING, Any
 
 from core.errors import ModelError
-from core.models.registry import build_model
+
+if TYPE_CHECKING:  # torch is imported inside the functions that need it: reading a
+    import torch  # model.json or checking a file's hash must work where torch is absent
+
 
 WEIGHTS_FILE = "weights.safetensors"
 META_FILE = "model.json"
@@ -80,6 +79,8 @@ def save_model_folder(
     input description. Save the un-fused training model, not a BatchNorm-folded one.
     Files are written atomically (temp file + rename).
     """
+    from safetensors.torch import save_file
+
     for key in ("name", "version"):
         if key not in meta:
             raise ValueError(f"meta needs {key!r}")
@@ -139,6 +140,11 @@ def load_model_folder(
     SHA-256 equal to model.json's, architecture known, constructor accepts arch_kwargs,
     weights readable as safetensors, and names/shapes equal to the network's.
     """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from core.models.registry import build_model
+
     folder = Path(folder)
     meta = read_model_meta(folder)
     weights = folder / str(meta.get("weights", WEIGHTS_FILE))

@@ -18,13 +18,18 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from core.errors import Cancelled
+
+if TYPE_CHECKING:  # torch is imported only on the torch path (the desktop build has none)
+    import torch
+
+#: uint8 (B, h, w, 3) RGB tiles -> float32 (B, h / stride, w / stride, C) probabilities
+TileFn = Callable[[np.ndarray], np.ndarray]
 
 #: tile side multiple (the detector's size_multiple)
 TILE_MULTIPLE = 32
@@ -135,16 +140,40 @@ def upsample_probabilities(lowres: np.ndarray, height: int, width: int, stride: 
     return out.reshape(height, width, -1)  # cv2 drops a single channel axis
 
 
-def _lowres_logits(model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
-    fn = getattr(model, "logits_lowres", None)
-    return fn(batch) if fn is not None else model(batch)
+def torch_tile_fn(model: torch.nn.Module, device: torch.device) -> TileFn:
+    """A :data:`TileFn` running a torch network (eval mode, on ``device``).
+
+    On CUDA the network runs under autocast (bfloat16 where supported, else float16); on
+    the CPU in float32. Softmax over the classes in float32.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    forward = getattr(model, "logits_lowres", None)
+    if forward is None:
+        forward = model
+    use_amp = device.type == "cuda"
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+
+    def run(tiles: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            # (B, H, W, 3) -> (B, 3, H, W) view: channels_last memory, no copy
+            batch = torch.from_numpy(tiles).permute(0, 3, 1, 2)
+            batch = batch.to(device, non_blocking=True).float().div_(255.0)
+            with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
+                logits = forward(batch)
+            # (B, C, h, w) -> (B, h, w, C) then softmax over the contiguous last axis
+            logits = logits.float().permute(0, 2, 3, 1).contiguous()
+            return F.softmax(logits, dim=-1).cpu().numpy()
+
+    return run
 
 
 def tiled_heatmap(
-    model: torch.nn.Module,
+    model: Any,
     image: np.ndarray,
     *,
-    device: torch.device,
+    device: Any = None,
     tile_size: int = 768,
     overlap: int = 96,
     batch_size: int | None = None,
@@ -153,8 +182,10 @@ def tiled_heatmap(
 ) -> np.ndarray:
     """Per-pixel class probabilities of ``image`` by tiled inference.
 
-    model: in eval mode on ``device``; maps float (B, 3, h, w) RGB in [0, 1] to logits
-    at stride ``model.output_stride`` (via ``logits_lowres`` when it has one).
+    model: a torch network in eval mode on ``device`` that maps float (B, 3, h, w) RGB in
+    [0, 1] to logits at stride ``model.output_stride`` (via ``logits_lowres`` when it has
+    one), or an object with ``tile_probabilities`` (a :data:`TileFn`, e.g.
+    :class:`core.runtime.OnnxDetector`; ``device`` is then ignored).
     image: (H, W, 3) uint8 RGB, any size.
     Returns float32 (H, W, C) softmax probabilities, each pixel's C values summing to 1.
     On CUDA the network runs under autocast (bfloat16 where supported, else float16);
@@ -170,8 +201,10 @@ def tiled_heatmap(
     gy = plan_axis(height, tile_size=tile_size, overlap=overlap, stride=stride)
     wx, wy = axis_weights(gx, stride), axis_weights(gy, stride)
     tiles = [(j, i) for j in range(len(gy.starts)) for i in range(len(gx.starts))]
+    on_cuda = getattr(device, "type", "cpu") == "cuda"
     if batch_size is None:
-        batch_size = 8 if device.type == "cuda" else 2
+        batch_size = 8 if on_cuda else 2
+    tile_fn: TileFn = getattr(model, "tile_probabilities", None) or torch_tile_fn(model, device)
     channels: int | None = None
     acc: np.ndarray | None = None
     sum_x = np.zeros(gx.padded // stride, dtype=np.float32)
@@ -182,33 +215,23 @@ def tiled_heatmap(
         sum_y[start // stride : (start + gy.size) // stride] += wy[j]
     tw, th = gx.size, gy.size
     buffer = np.empty((batch_size, th, tw, 3), dtype=np.uint8)
-    use_amp = device.type == "cuda"
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    with torch.inference_mode():
-        for first in range(0, len(tiles), batch_size):
-            if cancel is not None and cancel():
-                raise Cancelled("detection")
-            chunk = tiles[first : first + batch_size]
-            for k, (j, i) in enumerate(chunk):
-                _extract(image, gx.starts[i], gy.starts[j], tw, th, buffer[k])
-            # (B, H, W, 3) -> (B, 3, H, W) view: channels_last memory, no copy
-            batch = torch.from_numpy(buffer[: len(chunk)]).permute(0, 3, 1, 2)
-            batch = batch.to(device, non_blocking=True).float().div_(255.0)
-            with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
-                logits = _lowres_logits(model, batch)
-            # (B, C, h, w) -> (B, h, w, C) then softmax over the contiguous last axis
-            logits = logits.float().permute(0, 2, 3, 1).contiguous()
-            probs = F.softmax(logits, dim=-1).cpu().numpy()
-            if acc is None:
-                channels = probs.shape[3]
-                acc = np.zeros((gy.padded // stride, gx.padded // stride, channels), np.float32)
-            for k, (j, i) in enumerate(chunk):
-                y0, x0 = gy.starts[j] // stride, gx.starts[i] // stride
-                weight = wy[j][:, None, None] * wx[i][None, :, None]
-                region = acc[y0 : y0 + th // stride, x0 : x0 + tw // stride]
-                region += probs[k, : th // stride, : tw // stride] * weight
-            if progress is not None:
-                progress(min(1.0, (first + len(chunk)) / len(tiles)))
+    for first in range(0, len(tiles), batch_size):
+        if cancel is not None and cancel():
+            raise Cancelled("detection")
+        chunk = tiles[first : first + batch_size]
+        for k, (j, i) in enumerate(chunk):
+            _extract(image, gx.starts[i], gy.starts[j], tw, th, buffer[k])
+        probs = tile_fn(buffer[: len(chunk)])
+        if acc is None:
+            channels = probs.shape[3]
+            acc = np.zeros((gy.padded // stride, gx.padded // stride, channels), np.float32)
+        for k, (j, i) in enumerate(chunk):
+            y0, x0 = gy.starts[j] // stride, gx.starts[i] // stride
+            weight = wy[j][:, None, None] * wx[i][None, :, None]
+            region = acc[y0 : y0 + th // stride, x0 : x0 + tw // stride]
+            region += probs[k, : th // stride, : tw // stride] * weight
+        if progress is not None:
+            progress(min(1.0, (first + len(chunk)) / len(tiles)))
     assert acc is not None and channels is not None
     acc /= (sum_y[:, None] * sum_x[None, :])[:, :, None]
     return upsample_probabilities(acc, height, width, stride)

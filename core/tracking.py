@@ -10,14 +10,17 @@ Coordinates: x right, y down, pixel centres at integer coordinates.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
-import torch
 
 from core.device import choose_device
 from core.matching import match_lesions
 from core.types import Detection, ModelInfo, Tracking
+
+if TYPE_CHECKING:  # torch is imported only on the torch path (the desktop build has none)
+    import torch
 
 #: Default long side of the working resolution, in pixels.
 WORKING_SIZE = 512
@@ -86,12 +89,21 @@ def estimate_flow_with(
 
 
 def _to_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
+    import torch
+
     t = torch.from_numpy(np.ascontiguousarray(image)).to(device)
     return t.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
 
 
-def network_flow_fn(model: torch.nn.Module, device: torch.device | str = "auto") -> FlowFn:
-    """A :data:`FlowFn` that runs ``model`` (a LesionTracker) on ``device``."""
+def network_flow_fn(model: Any, device: Any = "auto") -> FlowFn:
+    """A :data:`FlowFn` that runs ``model`` on ``device``: a torch LesionTracker, or an
+    object with a ``flow(a, b)`` method of the same meaning (e.g.
+    :class:`core.runtime.OnnxTracker`; ``device`` is then ignored)."""
+    onnx_flow = getattr(model, "flow", None)
+    if onnx_flow is not None and callable(onnx_flow):
+        return onnx_flow
+    import torch
+
     dev = choose_device(device)
 
     def run(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -104,11 +116,11 @@ def network_flow_fn(model: torch.nn.Module, device: torch.device | str = "auto")
 
 
 def estimate_flow(
-    model: torch.nn.Module,
+    model: Any,
     image_a: np.ndarray,
     image_b: np.ndarray,
     *,
-    device: torch.device | str = "auto",
+    device: Any = "auto",
     working_size: int | None = None,
 ) -> np.ndarray:
     """Dense flow A -> B: float32 (H_A, W_A, 2), A pixel + flow = its position in B.
@@ -153,14 +165,14 @@ def map_points(flow: np.ndarray, points: np.ndarray | list) -> np.ndarray:
 
 
 def track(
-    model: torch.nn.Module,
+    model: Any,
     info: ModelInfo,
     image_a: np.ndarray,
     image_b: np.ndarray,
     detection_a: Detection,
     detection_b: Detection,
     *,
-    device: torch.device | str = "auto",
+    device: Any = "auto",
     working_size: int | None = None,
 ) -> Tracking:
     """Flow A -> B, then lesions of A matched to B's (see :func:`core.matching.match_lesions`)."""

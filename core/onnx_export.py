@@ -1,0 +1,178 @@
+"""Export a model folder's network to ``model.onnx`` for the ONNX Runtime backend.
+
+The exported graph is the inference form (BatchNorm folded, normalisation inside) wrapped so
+that it takes what the app has, uint8 photos, and gives what the app needs:
+
+- detector: ``image`` uint8 (B, H, W, 3) RGB -> ``probabilities`` float32
+  (B, H / 4, W / 4, C) softmax, the stride-4 map that :func:`core.tiling.tiled_heatmap` blends;
+- tracker: ``image_a``, ``image_b`` uint8 (B, H, W, 3) RGB -> ``flow`` float32 (B, H, W, 2),
+  A pixel + flow = its position in B, in input pixels.
+
+B, H and W are dynamic; H and W must be multiples of 32 (tiles and working sizes are). The
+file's SHA-256 and the weights' SHA-256 it came from go into model.json's ``"onnx"`` entry
+(see :mod:`core.runtime`); the export is checked against torch with ONNX Runtime when that is
+installed. Needs torch (this is the training side of the models).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.errors import ModelError
+from core.model_folder import META_FILE, _atomic_write, file_sha256, load_model_folder
+from core.runtime import ONNX_FILE
+
+DEFAULT_OPSET = 17
+_DETECTOR_SAMPLE = (2, 96, 128)
+_TRACKER_SAMPLE = (1, 128, 160)
+
+
+def _to_float(images: torch.Tensor) -> torch.Tensor:
+    return images.permute(0, 3, 1, 2).float() / 255.0
+
+
+class DetectorGraph(nn.Module):
+    """uint8 (B, H, W, 3) -> softmax probabilities (B, H / 4, W / 4, C) of a LesionFCN."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        logits = self.net.logits_lowres(_to_float(image))
+        return F.softmax(logits.float(), dim=1).permute(0, 2, 3, 1)
+
+
+class TrackerGraph(nn.Module):
+    """uint8 (B, H, W, 3) x 2 -> flow (B, H, W, 2) of a LesionTracker."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, image_a: torch.Tensor, image_b: torch.Tensor) -> torch.Tensor:
+        return self.net(_to_float(image_a), _to_float(image_b)).permute(0, 2, 3, 1)
+
+
+def inference_graph(model: nn.Module) -> tuple[str, nn.Module]:
+    """("detector" | "tracker", the wrapped, fused, eval-mode network) of a loaded model."""
+    model = model.to("cpu").eval()
+    fuse = getattr(model, "fuse_for_inference", None)
+    if fuse is not None:
+        fuse()
+    if hasattr(model, "logits_lowres"):
+        return "detector", DetectorGraph(model).eval()
+    if hasattr(model, "forward_pyramid"):
+        return "tracker", TrackerGraph(model).eval()
+    raise ValueError(f"no ONNX export for {type(model).__name__}")
+
+
+def _samples(kind: str, shape: tuple[int, int, int], seed: int) -> tuple[torch.Tensor, ...]:
+    generator = torch.Generator().manual_seed(seed)
+    count = 1 if kind == "detector" else 2
+    b, h, w = shape
+    return tuple(
+        torch.randint(0, 256, (b, h, w, 3), dtype=torch.uint8, generator=generator)
+        for _ in range(count)
+    )
+
+
+def _names(kind: str) -> tuple[list[str], list[str]]:
+    if kind == "detector":
+        return ["image"], ["probabilities"]
+    return ["image_a", "image_b"], ["flow"]
+
+
+def _max_difference(graph: nn.Module, kind: str, path: Path) -> float | None:
+    """Largest |ONNX - torch| on photos of another size than the traced one (None without
+    onnxruntime)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    inputs, _ = _names(kind)
+    samples = _samples(kind, (1, 160, 96), seed=1)
+    with torch.inference_mode():
+        expected = graph(*samples).numpy()
+    got = session.run(None, {n: s.numpy() for n, s in zip(inputs, samples, strict=True)})[0]
+    if got.shape != expected.shape:
+        raise ModelError(path.parent, f"ONNX output {got.shape} differs from torch's")
+    return float(np.abs(got - expected).max())
+
+
+def export_onnx(folder: str | Path, *, opset: int = DEFAULT_OPSET) -> dict:
+    """Write ``folder/model.onnx`` and add the ``"onnx"`` entry to its model.json; return it.
+
+    The weights are loaded (SHA-256 checked) and fused, traced with sample photos, and the
+    file is checked against torch on a photo of another size (``"check_max_abs_diff"`` in
+    the entry; for the detector in probability, for the tracker in pixels). model.json is
+    re-read right before it is written and only its ``"onnx"`` key changes. Files are
+    written atomically. Raises :class:`ModelError` for a bad folder.
+    """
+    folder = Path(folder)
+    model, meta = load_model_folder(folder, "cpu")
+    kind, graph = inference_graph(model)
+    inputs, outputs = _names(kind)
+    layout = "uint8 (B, H, W, 3) RGB 0-255, H and W multiples of 32"
+    if kind == "detector":
+        out_layout = "float32 (B, H / 4, W / 4, C) softmax over C (classes of model.json)"
+        samples = _samples(kind, _DETECTOR_SAMPLE, seed=0)
+    else:
+        out_layout = "float32 (B, H, W, 2) flow A -> B in input pixels (dx, dy)"
+        samples = _samples(kind, _TRACKER_SAMPLE, seed=0)
+    dynamic = {n: {0: "batch", 1: "height", 2: "width"} for n in inputs}
+    if kind == "detector":
+        dynamic[outputs[0]] = {0: "batch", 1: "height_4", 2: "width_4"}
+    else:
+        dynamic[outputs[0]] = {0: "batch", 1: "height", 2: "width"}
+
+    def write(tmp: str) -> None:
+        # grad on: without it the fused blocks call oneDNN-only kernels that have no ONNX form
+        with warnings.catch_warnings(), torch.enable_grad():
+            warnings.simplefilter("ignore")  # tracer notes on shape checks that are constant
+            torch.onnx.export(
+                graph,
+                samples,
+                tmp,
+                input_names=inputs,
+                output_names=outputs,
+                dynamic_axes=dynamic,
+                opset_version=opset,
+                dynamo=False,
+            )
+
+    target = folder / ONNX_FILE
+    _atomic_write(target, write)
+    entry: dict = {
+        "file": ONNX_FILE,
+        "sha256": file_sha256(target),
+        "weights_sha256": str(meta["sha256"]),
+        "kind": kind,
+        "opset": opset,
+        "exporter": f"torch {torch.__version__.split('+')[0]} (TorchScript exporter)",
+        "inputs": [{"name": n, "layout": layout} for n in inputs],
+        "outputs": [{"name": n, "layout": out_layout} for n in outputs],
+    }
+    if kind == "detector":
+        entry["output_stride"] = int(model.output_stride)
+    else:
+        entry["working_size"] = int(model.working_size)
+    difference = _max_difference(graph, kind, target)
+    if difference is not None:
+        entry["check_max_abs_diff"] = float(f"{difference:.3g}")
+    meta_path = folder / META_FILE
+    current = json.loads(meta_path.read_text(encoding="utf-8"))  # others may have added keys
+    if str(current.get("sha256")) != str(meta["sha256"]):
+        raise ModelError(folder, "weights changed during the export; run it again")
+    current["onnx"] = entry
+    text = json.dumps(current, indent=2) + "\n"
+    _atomic_write(meta_path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    return entry
