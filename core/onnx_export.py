@@ -118,6 +118,10 @@ def export_onnx(folder: str | Path, *, opset: int = DEFAULT_OPSET) -> dict:
     written atomically. Raises :class:`ModelError` for a bad folder.
     """
     folder = Path(folder)
+    try:
+        import onnx  # noqa: F401  (torch's exporter writes the file through it)
+    except ImportError as exc:
+        raise ModelError(folder, "exporting needs the onnx package (pip install onnx)") from exc
     model, meta = load_model_folder(folder, "cpu")
     kind, graph = inference_graph(model)
     inputs, outputs = _names(kind)

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "tracker": ("training.train_tracker", "train the tracking network"),
     "evaluate-tracker": ("training.evaluate_tracker", "evaluate a tracker and its baselines"),
+    "export-onnx": ("training.export_onnx", "export model folders to model.onnx (ONNX Runtime)"),
 }
 
 
