@@ -123,7 +123,7 @@ def step_models(state: SelfTestState) -> str:
     return (
         f"detector {det.name} {det.version} sha256 {det.sha256[:12]}, tracker "
         f"{tracker_info.name} {tracker_info.version} sha256 {tracker_info.sha256[:12]} "
-        f"(SHA-256 verified) on {analyzer.device}"
+        f"(SHA-256 verified) on {analyzer.device} with {analyzer.backend}"
     )
 
 

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Build the one-folder desktop app with PyInstaller (dist/lesionviewer/), then check it:
-# torch's CUDA libraries absent when the build environment has the CPU torch, size on disk,
+# no torch in the ONNX (CPU) build and no CUDA libraries in a CPU build, size on disk,
 # the frozen self-test (offscreen and under Xvfb) and the start-up time against the source.
 #
 #   bash packaging/build.sh [self-test options, e.g. --models DIR --self-test-photos DIR]
+#   LESIONVIEWER_BUILD_BACKEND=torch bash packaging/build.sh     (torch inside: the CUDA build)
 #
+# The default build runs the networks with ONNX Runtime: every model folder needs its
+# model.onnx (lesion-train export-onnx MODEL_DIR).
 # PYTHON picks the build environment (default .venv/bin/python; it needs the project and
 # PyInstaller: pip install -e ".[package]"). Exit code: non-zero when the build, the CUDA
 # check or a self-test fails. Build outputs (build/, dist/) are not committed.
@@ -16,9 +19,16 @@ PYTHON=${PYTHON:-.venv/bin/python}
   echo "build: PyInstaller is not installed for $PYTHON (pip install -e '.[package]')" >&2
   exit 2
 }
-TORCH_CUDA=$("$PYTHON" -c "import torch; print(torch.version.cuda or '')")
-echo "== building with $("$PYTHON" --version), PyInstaller $("$PYTHON" -m PyInstaller --version)," \
-  "torch $("$PYTHON" -c 'import torch; print(torch.__version__)') (${TORCH_CUDA:+CUDA $TORCH_CUDA}${TORCH_CUDA:-CPU})"
+export LESIONVIEWER_BUILD_BACKEND=${LESIONVIEWER_BUILD_BACKEND:-onnx}
+if [[ $LESIONVIEWER_BUILD_BACKEND == onnx ]]; then
+  TORCH_CUDA=""
+  echo "== building with $("$PYTHON" --version), PyInstaller $("$PYTHON" -m PyInstaller --version)," \
+    "ONNX Runtime $("$PYTHON" -c 'import onnxruntime; print(onnxruntime.__version__)') (CPU, no torch)"
+else
+  TORCH_CUDA=$("$PYTHON" -c "import torch; print(torch.version.cuda or '')")
+  echo "== building with $("$PYTHON" --version), PyInstaller $("$PYTHON" -m PyInstaller --version)," \
+    "torch $("$PYTHON" -c 'import torch; print(torch.__version__)') (${TORCH_CUDA:+CUDA $TORCH_CUDA}${TORCH_CUDA:-CPU})"
+fi
 start=$(date +%s)
 "$PYTHON" -m PyInstaller --noconfirm --log-level WARN \
   --distpath dist --workpath build/pyinstaller packaging/lesionviewer.spec
@@ -32,6 +42,13 @@ cuda_libs=$(find "$DIST" \( -name 'libcudart*' -o -name 'libcublas*' -o -name 'l
 if [[ -z "$TORCH_CUDA" && -n "$cuda_libs" ]]; then
   echo "build: FAIL: CUDA libraries in a CPU build:" $cuda_libs >&2
   status=1
+fi
+if [[ $LESIONVIEWER_BUILD_BACKEND == onnx ]]; then
+  torch_parts=$(find "$DIST" \( -name 'libtorch*' -o -name 'libc10*' -o -path '*/torch' \) | head -5)
+  if [[ -n "$torch_parts" ]]; then
+    echo "build: FAIL: torch in the ONNX build:" $torch_parts >&2
+    status=1
+  fi
 fi
 
 echo "== size on disk"
