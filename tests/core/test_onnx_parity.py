@@ -184,3 +184,13 @@ def test_detect_and_track_run_without_torch(folders) -> None:
     assert report["backend"] == "onnx" and "ONNX Runtime" in report["device"]
     assert report["heatmap"] == [140, 180, 3] and report["flow"] == [140, 180, 2]
     assert report["points"] == 1 and report["torch_loaded"] is False
+
+
+@pytest.mark.parametrize("name", ["detector", "tracker"])
+def test_shipped_models_have_a_current_onnx_export(name: str) -> None:
+    """The desktop build runs model.onnx: a retrained model needs `lesion-train export-onnx`."""
+    folder = REPO / "resources" / "models" / name
+    if not (folder / "model.json").is_file():
+        pytest.skip(f"no shipped {name} in the checkout yet")
+    network, meta = load_onnx_folder(folder)  # ModelError if missing, corrupt or stale
+    assert meta["onnx"]["kind"] == name
