@@ -26,7 +26,12 @@ from core.onnx_export import export_onnx  # noqa: E402
 from core.runtime import choose_backend, load_onnx_folder  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-TRACKER_KWARGS = {"pyramid_levels": 2, "refinement_iterations": 1, "working_size": 128}
+TRACKER_KWARGS = {
+    "pyramid_levels": 2,
+    "refinement_iterations": 1,
+    "working_size": 128,
+    "soft_argmax": True,
+}
 
 
 def _tracker_folder(folder: Path, seed: int = 0) -> None:
