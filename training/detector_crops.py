@@ -32,6 +32,8 @@ class CropRecipe:
     colour: strength of the brightness/contrast/saturation/hue/gamma jitter (0 = none).
     noise: standard deviation of added Gaussian noise, in 0-255 units, drawn up to this.
     blur: probability of a slight Gaussian blur (defocus, motion of a hand-held camera).
+    border_bars: probability of a uniform dark band over one side of the crop, labelled
+        background (the black padding and dark backdrops of real tiles and scans).
     """
 
     crop_size: int = 256
@@ -42,6 +44,7 @@ class CropRecipe:
     colour: float = 1.0
     noise: float = 6.0
     blur: float = 0.2
+    border_bars: float = 0.0
 
     @classmethod
     def from_dict(cls, d: dict) -> CropRecipe:
@@ -130,7 +133,21 @@ def random_crops(
             borderMode=cv2.BORDER_REFLECT_101,
         )
         images[k] = colour_jitter(images[k], rng, recipe)
+        if recipe.border_bars > 0 and rng.random() < recipe.border_bars:
+            _border_bar(images[k], labels[k], rng)
     return images, labels
+
+
+def _border_bar(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> None:
+    """Paint a uniform dark band (5-40 % of the side) along one edge; it is background."""
+    s = labels.shape[0]
+    width = int(rng.uniform(0.05, 0.4) * s)
+    colour = rng.uniform(0, 60, 3) if rng.random() < 0.8 else rng.uniform(60, 200, 3)
+    band = [np.s_[:width, :], np.s_[-width:, :], np.s_[:, :width], np.s_[:, -width:]][
+        int(rng.integers(4))
+    ]
+    image[band] = np.clip(colour + rng.normal(0, 2, image[band].shape), 0, 255).astype(np.uint8)
+    labels[band] = 0
 
 
 class CropDataset(Dataset):

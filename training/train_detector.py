@@ -61,6 +61,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=None, help="override train.workers")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads of this process")
     parser.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        help="start from the weights of this model folder (same architecture); "
+        "its identity and training record are stored in the new model.json",
+    )
+    parser.add_argument(
         "--time-limit-min",
         type=float,
         default=None,
@@ -372,6 +379,9 @@ def _train(args: argparse.Namespace, cfg: dict, digest: str, info: dist_utils.Di
     if args.steps is not None:
         steps = min(steps, int(args.steps))
     model = build_model(cfg)
+    init_record = None
+    if args.init_from is not None:
+        init_record = _init_from(model, Path(args.init_from), cfg)
     model = dist_utils.wrap_model(model, info)
     loss_fn = DetectorLoss(cfg["loss"]["class_weights"], cfg["loss"]["dice_weight"]).to(info.device)
     optimizer, scheduler = build_optimizer(model, cfg, total_steps=epochs * steps)
@@ -446,10 +456,30 @@ def _train(args: argparse.Namespace, cfg: dict, digest: str, info: dist_utils.Di
     if info.is_main:
         meta = model_meta(cfg, info, history, steps, time.time() - started)
         meta["training"]["stopped_early"] = stopped_early
+        meta["training"]["init_from"] = init_record
         sha = _save(args.out, dist_utils.unwrap_model(model), cfg, meta)
         print(f"saved {args.out} (sha256 {sha[:12]}...)", flush=True)
     dist_utils.barrier()
     return 0
+
+
+def _init_from(model: torch.nn.Module, folder: Path, cfg: dict) -> dict:
+    """Load a model folder's weights (SHA-256 checked) into ``model``; its provenance."""
+    from core.model_folder import load_model_folder
+
+    source, meta = load_model_folder(folder, "cpu")
+    if meta["architecture"] != cfg["model"]["arch"] or meta["arch_kwargs"] != cfg["model"].get(
+        "kwargs", {}
+    ):
+        raise ModelError(folder, "architecture differs from the config's; cannot start from it")
+    model.load_state_dict(source.state_dict())
+    return {
+        "name": meta["name"],
+        "version": meta["version"],
+        "sha256": meta["sha256"],
+        "training": meta.get("training"),
+        "data": meta.get("data"),
+    }
 
 
 def _rounded(d: dict) -> dict:
