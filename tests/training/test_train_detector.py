@@ -132,3 +132,42 @@ def test_time_limit_stops_after_an_epoch_and_says_so(
     _, meta = load_model_folder(tmp_path / "model")
     assert meta["training"]["stopped_early"] == {"after_epoch": 1, "of": 3, "reason": "time limit"}
     assert len(meta["training"]["history"]) == 1
+
+
+def test_init_from_starts_from_a_model_folder_and_records_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_toy_data(monkeypatch.setattr)
+    config = copy.deepcopy(TINY_CONFIG)
+    config["train"]["epochs"] = 1
+    first = tmp_path / "first"
+    first.mkdir()
+    assert run(_args(first, config)) == 0
+    _, first_meta = load_model_folder(first / "model")
+    second = tmp_path / "second"
+    second.mkdir()
+    config["train"]["lr"] = 1e-9  # (almost) no update: the weights must come from `first`
+    config["train"]["weight_decay"] = 0.0
+    assert run(_args(second, config, "--init-from", str(first / "model"))) == 0
+    start, meta = load_model_folder(second / "model")
+    assert meta["training"]["init_from"]["sha256"] == first_meta["sha256"]
+    assert meta["training"]["init_from"]["training"]["seed"] == 7
+    ref, _ = load_model_folder(first / "model")
+    for (name, a), b in zip(ref.state_dict().items(), start.state_dict().values(), strict=True):
+        if a.dtype.is_floating_point and "running" not in name:
+            assert torch.allclose(a, b, atol=1e-5), name
+
+
+def test_border_bars_are_background() -> None:
+    import numpy as np
+
+    from training.detector_crops import CropRecipe, random_crops
+
+    image = np.full((64, 64, 3), 200, np.uint8)
+    class_map = np.ones((64, 64), np.uint8)  # all lesion
+    recipe = CropRecipe(crop_size=32, crops_per_image=16, border_bars=1.0, scale_range=(1, 1))
+    images, labels = random_crops(image, class_map, np.random.default_rng(0), recipe)
+    for img, lab in zip(images, labels, strict=True):
+        assert 0 < (lab == 0).mean() <= 0.45
+        bar = lab == 0
+        assert img[~bar].mean() > img[bar].mean() or img[bar].mean() > 60  # painted band
