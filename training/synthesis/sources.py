@@ -16,15 +16,15 @@ import cv2
 import numpy as np
 
 from training.sources.base import BENIGN, BodyPhoto, LesionPatch
+from training.sources.procedural_lesions import BENIGN_KINDS, MALIGNANT_KINDS
 
 BodyFactory = Callable[[np.random.Generator, int, int], BodyPhoto]
 LesionFactory = Callable[[np.random.Generator, int, int], LesionPatch]
 
 #: Procedural lesion kinds by label, used when only procedural lesions are asked for.
-PROCEDURAL_KINDS = {
-    1: ("nevus", "compound_nevus", "seborrheic_keratosis", "angioma", "lentigo"),
-    2: ("melanoma", "bcc", "scc"),
-}
+# every procedural kind of each class (actinic keratoses included: benign look-alikes of
+# the pink, scaly carcinomas, so that class cannot be read from redness alone)
+PROCEDURAL_KINDS = {1: BENIGN_KINDS, 2: MALIGNANT_KINDS}
 
 
 @dataclass(frozen=True, eq=False)
