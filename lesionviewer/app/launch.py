@@ -53,7 +53,8 @@ def headless_fallback(args) -> int:
     from lesionviewer.cli import main
 
     argv = ["--device", str(getattr(args, "device", "auto") or "auto")]
-    argv += ["analyze", str(photo), "--json", str(json_path)]
+    overlay_path = out / f"{photo.stem}_overlay.png"
+    argv += ["analyze", str(photo), "--json", str(json_path), "--overlay", str(overlay_path)]
     return main(argv)
 
 

@@ -75,6 +75,8 @@ def test_no_display_falls_back_to_analyze_and_says_so(monkeypatch, capsys) -> No
     assert "no display" in err and "analysing the bundled photo" in err
     argv = calls[0]
     assert argv[:2] == ["--device", "cpu"] and argv[2] == "analyze" and argv[3].endswith(".jpg")
+    assert argv[argv.index("--json") + 1].endswith(".json")
+    assert argv[argv.index("--overlay") + 1].endswith("_overlay.png")
     monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
     assert launch.has_display()
 
