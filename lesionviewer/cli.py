@@ -8,10 +8,10 @@ reason and exit non-zero.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
 from core.errors import LesionViewerError
+from core.subcommands import add_subcommands
 
 #: subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -35,15 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_options(parser)  # --models, --self-test-photos, --self-test-out, hidden --startup-probe
     sub = parser.add_subparsers(dest="command")
-    for name, (module_name, help_text) in COMMANDS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue  # subcommand not available in this build
-        module.configure(sub.add_parser(name, help=help_text, description=help_text))
-        sub.choices[name].set_defaults(_run=module.run)
+    add_subcommands(sub, COMMANDS)
     return parser
 
 

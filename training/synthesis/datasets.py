@@ -104,8 +104,8 @@ _PAIR_ARRAYS = (
 )
 
 
-class DetectionDataset(Dataset):
-    """``length`` synthetic detection photos, made on the fly from (seed, index)."""
+class _SyntheticDataset(Dataset):
+    """``length`` synthetic samples, each made on the fly from (seed, index)."""
 
     def __init__(
         self,
@@ -116,13 +116,8 @@ class DetectionDataset(Dataset):
         crop: tuple[int, int] | None = None,
         sources: SynthSources | None = None,
     ) -> None:
-        self.length, self.seed, self.config, self.crop, self.sources = (
-            length,
-            seed,
-            config,
-            crop,
-            sources,
-        )
+        self.length, self.seed, self.config = length, seed, config
+        self.crop, self.sources = crop, sources
 
     def __len__(self) -> int:
         return self.length
@@ -130,36 +125,24 @@ class DetectionDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         if not 0 <= index < self.length:
             raise IndexError(index)
+        return self._item(index)
+
+    def _item(self, index: int) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+
+class DetectionDataset(_SyntheticDataset):
+    """``length`` synthetic detection photos, made on the fly from (seed, index)."""
+
+    def _item(self, index: int) -> dict[str, torch.Tensor]:
         s = make_detection_sample(index, self.seed, self.config, sources=self.sources)
         return detection_item(s.image, s.class_map, s.instance_map, self.crop, self.seed, index)
 
 
-class PairDataset(Dataset):
+class PairDataset(_SyntheticDataset):
     """``length`` synthetic tracking pairs, made on the fly from (seed, index)."""
 
-    def __init__(
-        self,
-        length: int,
-        seed: int,
-        config: SynthConfig = SynthConfig(),  # noqa: B008 (frozen, immutable)
-        *,
-        crop: tuple[int, int] | None = None,
-        sources: SynthSources | None = None,
-    ) -> None:
-        self.length, self.seed, self.config, self.crop, self.sources = (
-            length,
-            seed,
-            config,
-            crop,
-            sources,
-        )
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        if not 0 <= index < self.length:
-            raise IndexError(index)
+    def _item(self, index: int) -> dict[str, torch.Tensor]:
         s = make_pair_sample(index, self.seed, self.config, sources=self.sources)
         arrays = {name: getattr(s, name) for name in _PAIR_ARRAYS}
         return pair_item(arrays, self.crop, self.seed, index)
