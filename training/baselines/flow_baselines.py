@@ -68,10 +68,32 @@ def sift_homography_flow(image_a: np.ndarray, image_b: np.ndarray) -> np.ndarray
         return np.zeros(shape + (2,), np.float32)
     src = np.float32([ka[m.queryIdx].pt for m in good])
     dst = np.float32([kb[m.trainIdx].pt for m in good])
-    homography, _ = cv2.findHomography(src, dst, cv2.RANSAC, 3.0)
-    if homography is None:
+    homography, inliers = cv2.findHomography(src, dst, cv2.RANSAC, 3.0)
+    if homography is None or int(inliers.sum()) < 8 or not plausible_homography(homography, shape):
         return np.zeros(shape + (2,), np.float32)
     return homography_flow(homography, shape)
+
+
+def plausible_homography(homography: np.ndarray, shape: tuple[int, int]) -> bool:
+    """Whether ``homography`` could be a change of camera between two visits.
+
+    A RANSAC fit on few or clustered matches can fold the image (a corner behind the
+    camera) or blow it up a thousandfold; such a fit gives flows of 1e10 px, so it is
+    refused: every corner keeps a positive depth, the image stays a convex, unmirrored
+    quadrilateral and its area changes by at most 10x either way.
+    """
+    h, w = shape
+    corners = np.array([[0, 0, 1], [w - 1, 0, 1], [w - 1, h - 1, 1], [0, h - 1, 1]], np.float64)
+    mapped = corners @ np.asarray(homography, np.float64).T
+    if np.any(mapped[:, 2] <= 1e-6):
+        return False
+    quad = (mapped[:, :2] / mapped[:, 2:]).astype(np.float32)
+    if not cv2.isContourConvex(quad.reshape(-1, 1, 2)):
+        return False
+    source = corners[:, :2].astype(np.float32)
+    # a signed area of the other sign means a mirrored image, which no camera produces
+    ratio = cv2.contourArea(quad, oriented=True) / cv2.contourArea(source, oriented=True)
+    return 0.1 <= ratio <= 10.0
 
 
 # ----------------------------------------------------------------------------- dense SIFT flow
