@@ -41,22 +41,14 @@ from training import distributed as dist_utils
 from training.detector_crops import CropDataset, CropRecipe, EpochSampler, collate_crops
 from training.detector_data import ValidationSet, data_summary, detection_dataset
 from training.metrics import MIN_DIAMETER_PX, LesionDetectionMetric
+from training.train_options import add_common_training_options
 
 DEFAULT_CONFIG = Path("training/configs/detector.json")
 CLASSES = ("background", "benign", "malignant")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="recipe (JSON)")
-    parser.add_argument(
-        "--out", type=Path, default=Path("resources/models/detector"), help="model folder"
-    )
-    parser.add_argument(
-        "--work-dir", type=Path, default=Path("runs/detector"), help="checkpoints and logs"
-    )
-    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--epochs", type=int, default=None, help="override train.epochs")
+    add_common_training_options(parser, task="detector", default_config=DEFAULT_CONFIG)
     parser.add_argument("--steps", type=int, default=None, help="cap the steps of each epoch")
     parser.add_argument("--workers", type=int, default=None, help="override train.workers")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads of this process")
@@ -66,13 +58,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="start from the weights of this model folder (same architecture); "
         "its identity and training record are stored in the new model.json",
-    )
-    parser.add_argument(
-        "--time-limit-min",
-        type=float,
-        default=None,
-        help="stop after the epoch that would otherwise end past this many minutes "
-        "(the model is saved and model.json says so; --resume can finish the schedule)",
     )
 
 

@@ -35,21 +35,13 @@ from core.models.tracker import init_from_detector
 from core.resources import models_dir
 from training import distributed as dist_utils
 from training.tracker_data import CachedPairs, tracker_dataset, validation_config
+from training.train_options import add_common_training_options
 
 DEFAULT_CONFIG = Path("training/configs/tracker.json")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="recipe (JSON)")
-    parser.add_argument(
-        "--out", type=Path, default=Path("resources/models/tracker"), help="model folder"
-    )
-    parser.add_argument(
-        "--work-dir", type=Path, default=Path("runs/tracker"), help="checkpoints, log"
-    )
-    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--epochs", type=int, default=None, help="override train.epochs")
+    add_common_training_options(parser, task="tracker", default_config=DEFAULT_CONFIG)
     parser.add_argument("--steps", type=int, default=None, help="override train.steps_per_epoch")
     parser.add_argument(
         "--stop-after", type=int, default=None, help="end this run after N epochs (then --resume)"
@@ -61,12 +53,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
-    )
-    parser.add_argument(
-        "--time-limit-min",
-        type=float,
-        default=None,
-        help="stop after the epoch that would make the run exceed this many minutes",
     )
 
 
