@@ -126,14 +126,20 @@ class ConvBNAct(nn.Sequential):
     @torch.no_grad()
     def fuse(self) -> None:
         """Fold the BatchNorm (running statistics) into the conv; idempotent."""
-        conv, bn = self[0], self[1]
-        if not isinstance(bn, nn.BatchNorm2d):
-            return
-        weight, bias = _fold_bn(conv.weight, conv.bias, bn, out_dim=0)
-        conv.weight.copy_(weight)
-        conv.bias = nn.Parameter(bias)
-        self[1] = nn.Identity()
-        self.fused = True
+        _fold_block(self, out_dim=0)
+
+
+def _fold_block(block: nn.Sequential, *, out_dim: int) -> None:
+    """Fold ``block[1]`` (BatchNorm) into ``block[0]`` (conv or deconv, output channels on
+    ``out_dim`` of its weight) and mark the block fused; a folded block is left as it is."""
+    conv, bn = block[0], block[1]
+    if not isinstance(bn, nn.BatchNorm2d):
+        return
+    weight, bias = _fold_bn(conv.weight, conv.bias, bn, out_dim=out_dim)
+    conv.weight.copy_(weight)
+    conv.bias = nn.Parameter(bias)
+    block[1] = nn.Identity()
+    block.fused = True
 
 
 class DeconvBNAct(nn.Sequential):
@@ -163,14 +169,7 @@ class DeconvBNAct(nn.Sequential):
     @torch.no_grad()
     def fuse(self) -> None:
         """Fold the BatchNorm into the transposed conv (weight layout: in, out, kh, kw)."""
-        conv, bn = self[0], self[1]
-        if not isinstance(bn, nn.BatchNorm2d):
-            return
-        weight, bias = _fold_bn(conv.weight, conv.bias, bn, out_dim=1)
-        conv.weight.copy_(weight)
-        conv.bias = nn.Parameter(bias)
-        self[1] = nn.Identity()
-        self.fused = True
+        _fold_block(self, out_dim=1)
 
 
 def fuse_batchnorm(model: nn.Module) -> nn.Module:

@@ -148,19 +148,27 @@ class PairDataset(_SyntheticDataset):
         return pair_item(arrays, self.crop, self.seed, index)
 
 
-class FolderDetectionDataset(Dataset):
-    """Detection samples written by ``lesion-train synth --kind detection`` in ``path``."""
+class _FolderDataset(Dataset):
+    """Samples of one ``kind`` written by ``lesion-train synth`` in ``path``."""
+
+    kind = ""
 
     def __init__(
         self, path: str | Path, *, crop: tuple[int, int] | None = None, seed: int = 0
     ) -> None:
         self.root = Path(path)
-        self.manifest = store.read_manifest(self.root, "detection")
+        self.manifest = store.read_manifest(self.root, self.kind)
         self.samples = self.manifest["samples"]
         self.crop, self.seed = crop, seed
 
     def __len__(self) -> int:
         return len(self.samples)
+
+
+class FolderDetectionDataset(_FolderDataset):
+    """Detection samples written by ``lesion-train synth --kind detection`` in ``path``."""
+
+    kind = "detection"
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         entry = self.samples[index]
@@ -178,19 +186,10 @@ class FolderDetectionDataset(Dataset):
         return detection_item(image, class_map, instances, self.crop, self.seed, index)
 
 
-class FolderPairDataset(Dataset):
+class FolderPairDataset(_FolderDataset):
     """Tracking pairs written by ``lesion-train synth --kind pairs`` in ``path``."""
 
-    def __init__(
-        self, path: str | Path, *, crop: tuple[int, int] | None = None, seed: int = 0
-    ) -> None:
-        self.root = Path(path)
-        self.manifest = store.read_manifest(self.root, "pairs")
-        self.samples = self.manifest["samples"]
-        self.crop, self.seed = crop, seed
-
-    def __len__(self) -> int:
-        return len(self.samples)
+    kind = "pairs"
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         entry = self.samples[index]
