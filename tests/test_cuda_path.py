@@ -6,6 +6,7 @@ Skipped on machines without CUDA (CI has none); run on a GPU machine with
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -42,11 +43,32 @@ def _train(kind: str, out: Path, work: Path, *extra: str) -> None:
     assert (out / "model.json").is_file() and (out / "weights.safetensors").is_file()
 
 
+def _tracker_recipe(root: Path) -> Path:
+    """The shipped tracker recipe with pairs made on the fly (the recipe's pair pool is a
+    local ``runs/`` folder that a fresh GPU machine does not have)."""
+    cfg = json.loads((REPO_ROOT / "training/configs/tracker.json").read_text())
+    cfg["data"]["source"] = "synth_pairs"
+    cfg["data"].pop("mix", None)
+    cfg["data"]["pool_size"] = 8
+    cfg["data"]["val_pairs"] = 2
+    path = root / "tracker.json"
+    path.write_text(json.dumps(cfg))
+    return path
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("cuda")
     _train("detector", root / "detector", root / "work-det")
-    _train("tracker", root / "tracker", root / "work-trk", "--detector", str(root / "detector"))
+    _train(
+        "tracker",
+        root / "tracker",
+        root / "work-trk",
+        "--detector",
+        str(root / "detector"),
+        "--config",
+        str(_tracker_recipe(root)),
+    )
     return root / "detector", root / "tracker"
 
 
