@@ -42,6 +42,7 @@ from training.detector_crops import CropDataset, CropRecipe, EpochSampler, colla
 from training.detector_data import ValidationSet, data_summary, detection_dataset
 from training.metrics import MIN_DIAMETER_PX, LesionDetectionMetric
 from training.train_options import add_common_training_options
+from training.warm_start import load_warm_start
 
 DEFAULT_CONFIG = Path("training/configs/detector.json")
 CLASSES = ("background", "benign", "malignant")
@@ -52,13 +53,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=None, help="cap the steps of each epoch")
     parser.add_argument("--workers", type=int, default=None, help="override train.workers")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads of this process")
-    parser.add_argument(
-        "--init-from",
-        type=Path,
-        default=None,
-        help="start from the weights of this model folder (same architecture); "
-        "its identity and training record are stored in the new model.json",
-    )
 
 
 # ----------------------------------------------------------------------------- recipe
@@ -366,7 +360,9 @@ def _train(args: argparse.Namespace, cfg: dict, digest: str, info: dist_utils.Di
     model = build_model(cfg)
     init_record = None
     if args.init_from is not None:
-        init_record = _init_from(model, Path(args.init_from), cfg)
+        init_record = load_warm_start(
+            model, Path(args.init_from), cfg["model"]["arch"], cfg["model"].get("kwargs", {})
+        )
     model = dist_utils.wrap_model(model, info)
     loss_fn = DetectorLoss(cfg["loss"]["class_weights"], cfg["loss"]["dice_weight"]).to(info.device)
     optimizer, scheduler = build_optimizer(model, cfg, total_steps=epochs * steps)
@@ -446,25 +442,6 @@ def _train(args: argparse.Namespace, cfg: dict, digest: str, info: dist_utils.Di
         print(f"saved {args.out} (sha256 {sha[:12]}...)", flush=True)
     dist_utils.barrier()
     return 0
-
-
-def _init_from(model: torch.nn.Module, folder: Path, cfg: dict) -> dict:
-    """Load a model folder's weights (SHA-256 checked) into ``model``; its provenance."""
-    from core.model_folder import load_model_folder
-
-    source, meta = load_model_folder(folder, "cpu")
-    if meta["architecture"] != cfg["model"]["arch"] or meta["arch_kwargs"] != cfg["model"].get(
-        "kwargs", {}
-    ):
-        raise ModelError(folder, "architecture differs from the config's; cannot start from it")
-    model.load_state_dict(source.state_dict())
-    return {
-        "name": meta["name"],
-        "version": meta["version"],
-        "sha256": meta["sha256"],
-        "training": meta.get("training"),
-        "data": meta.get("data"),
-    }
 
 
 def _rounded(d: dict) -> dict:

@@ -9,7 +9,8 @@ from pathlib import Path
 def add_common_training_options(
     parser: argparse.ArgumentParser, *, task: str, default_config: Path
 ) -> None:
-    """--config, --out, --work-dir, --resume, --device, --epochs and --time-limit-min.
+    """--config, --out, --work-dir, --resume, --device, --epochs, --time-limit-min and
+    --init-from.
 
     ``task`` names the defaults: the model folder ``resources/models/<task>`` and the
     checkpoint folder ``runs/<task>``.
@@ -30,4 +31,11 @@ def add_common_training_options(
         default=None,
         help="stop after the epoch that would otherwise end past this many minutes "
         "(the model is saved and model.json says so; --resume can finish the schedule)",
+    )
+    parser.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        help="start from the weights of this model folder (same architecture); "
+        "its identity and training record are stored in the new model.json",
     )

@@ -36,6 +36,7 @@ from core.resources import models_dir
 from training import distributed as dist_utils
 from training.tracker_data import CachedPairs, tracker_dataset, validation_config
 from training.train_options import add_common_training_options
+from training.warm_start import load_warm_start
 
 DEFAULT_CONFIG = Path("training/configs/tracker.json")
 
@@ -156,7 +157,16 @@ def run(args: argparse.Namespace) -> int:
     arch_kwargs["working_size"] = max(int(data_cfg["width"]), int(data_cfg["height"]))
     model = build_model(config["model"]["arch"], **arch_kwargs)
     detector_note = "random (--no-detector-init)" if args.no_detector_init else None
-    if not args.no_detector_init:
+    init_record = None
+    if args.init_from is not None:
+        # a trained tracker replaces every weight, so the detector trunk is not loaded
+        init_record = load_warm_start(
+            model, Path(args.init_from), config["model"]["arch"], arch_kwargs
+        )
+        detector_note = (
+            f"tracker {init_record['version']} sha256:{init_record['sha256']} (--init-from)"
+        )
+    elif not args.no_detector_init:
         state, detector_note = _detector_state(args.detector)
         if state is not None:
             init_from_detector(model, state)
@@ -282,6 +292,7 @@ def run(args: argparse.Namespace) -> int:
                 "steps_per_epoch": steps,
                 "world_size": info.world_size,
                 "initialised_from": detector_note or "random (no detector model folder found)",
+                "init_from": init_record,
                 "data": data_cfg,
                 "pool": pool_description(data_cfg),
                 "threads": torch.get_num_threads(),

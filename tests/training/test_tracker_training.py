@@ -153,3 +153,12 @@ def test_trainer_runs_resumes_and_writes_a_loadable_model_folder(tmp_path: Path)
     assert meta["training"]["seed"] == config["seed"] and len(meta["history"]) == 2
     assert model.working_size == 96 and meta["training"]["command"]
     assert "pck_0.05" in meta["metrics"]["validation"]
+    # --init-from: a new run starts from that folder's weights and records it
+    warm = [*common[:3], "--work-dir", str(tmp_path / "run2"), "--out", str(tmp_path / "model2")]
+    warm += ["--device", "cpu", "--epochs", "1", "--init-from", str(tmp_path / "model")]
+    assert main(warm) == 0
+    _, second = load_model_folder(tmp_path / "model2")
+    assert second["training"]["init_from"]["sha256"] == meta["sha256"]
+    assert second["training"]["init_from"]["training"]["seed"] == config["seed"]
+    assert second["training"]["initialised_from"].startswith("tracker ")
+    assert main([*warm[:-1], str(tmp_path / "no-such-model")]) == 2  # a clear error, no crash
