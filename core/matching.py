@@ -2,7 +2,11 @@
 
 Lesions of photo A are carried into photo B by the flow (A pixel + flow = its position in B)
 and matched one-to-one to B's lesions with the Hungarian algorithm, gated by a distance that
-grows with the lesion's size. Unmatched lesions of B are new, unmatched lesions of A are gone.
+grows with the lesion's size. Unmatched lesions of B are new, unmatched lesions of A are gone,
+except where the other photo does not show that skin at all (the camera moved): an unmatched
+B lesion outside photo A's field of view, or an unmatched A lesion carried outside photo B, is
+reported as outside the other photo's view rather than as new or gone
+(:func:`split_by_field_of_view`).
 
 Coordinates: pixels as displayed, x right, y down, pixel centres at integer coordinates.
 """
@@ -35,6 +39,13 @@ CHANGE_RULE = (
     f"surrounding skin) > {DELTA_E_CHANGE:g}, or |p_malignant(B) - p_malignant(A)| > "
     f"{P_MALIGNANT_CHANGE:g}"
 )
+
+
+#: Margin around a photo's field of view, as a fraction of the other photo's diagonal: a lesion
+#: this close outside the carried frame is still called new or gone, because a missed new
+#: lesion costs a clinician more than a false alarm, and the frame's outline is only as exact
+#: as the flow at the photo's border.
+VIEW_MARGIN_FRACTION = 0.02
 
 
 @dataclass(frozen=True)
@@ -406,3 +417,74 @@ def chain_identities(
                 current = forward[j].get(current) if j < len(forward) else None
             tracks.append(LesionTrack(track_id=len(tracks) + 1, members=tuple(members)))
     return tracks
+
+
+# -------------------------------------------------------------------------- field of view
+
+
+def field_of_view(flow: np.ndarray, samples_per_side: int = 64) -> np.ndarray:
+    """Outline of photo A's frame carried into photo B: float32 (N, 2) polygon (x, y) in B
+    pixels, the convex hull of A's border pixels moved by ``flow`` (float32 (H_A, W_A, 2)).
+
+    The hull, not the exact outline, so that a fold or a noisy flow at the border cannot
+    punch holes in the view (it can only widen it, which errs towards calling lesions new).
+    """
+    h, w = flow.shape[:2]
+    xs = np.linspace(0, w - 1, samples_per_side)
+    ys = np.linspace(0, h - 1, samples_per_side)
+    border = np.concatenate(
+        [
+            np.stack([xs, np.zeros_like(xs)], 1),
+            np.stack([np.full_like(ys, w - 1), ys], 1),
+            np.stack([xs[::-1], np.full_like(xs, h - 1)], 1),
+            np.stack([np.zeros_like(ys), ys[::-1]], 1),
+        ]
+    )
+    ix, iy = np.rint(border[:, 0]).astype(int), np.rint(border[:, 1]).astype(int)
+    moved = (border + flow[iy, ix]).astype(np.float32)
+    return cv2.convexHull(moved).reshape(-1, 2)
+
+
+def _inside(polygon: np.ndarray, point: tuple[float, float], margin: float) -> bool:
+    """Whether ``point`` lies inside ``polygon`` or within ``margin`` pixels of it."""
+    signed = cv2.pointPolygonTest(
+        polygon.reshape(-1, 1, 2), (float(point[0]), float(point[1])), True
+    )
+    return signed >= -margin
+
+
+def split_by_field_of_view(
+    new_in_b: Sequence[int],
+    gone_from_a: Sequence[int],
+    lesions_a: Sequence[Lesion],
+    lesions_b: Sequence[Lesion],
+    flow: np.ndarray,
+    shape_b: tuple[int, int],
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """Separate unmatched lesions the other photo could not show from new and gone ones.
+
+    new_in_b, gone_from_a: unmatched B and A ids (as :func:`match_lesions` returns them).
+    flow: float32 (H_A, W_A, 2) A -> B; shape_b: (H_B, W_B) of photo B.
+    Returns (new_in_b, gone_from_a, outside_view_of_a, outside_view_of_b): B ids whose
+    centroid lies within photo A's carried frame (plus the margin) stay new, the others are
+    outside A's view; A ids whose carried centroid lies within photo B (plus the margin)
+    stay gone, the others are outside B's view. Every tuple is sorted.
+    """
+    margin = VIEW_MARGIN_FRACTION * float(np.hypot(*shape_b[:2]))
+    view_of_a = field_of_view(np.asarray(flow, np.float32))
+    by_id_b = {le.id: le for le in lesions_b}
+    new, outside_a = [], []
+    for i in new_in_b:
+        (new if _inside(view_of_a, by_id_b[i].centroid, margin) else outside_a).append(i)
+    h_b, w_b = shape_b[:2]
+    frame_b = np.array([[0, 0], [w_b - 1, 0], [w_b - 1, h_b - 1], [0, h_b - 1]], np.float32)
+    unmatched_a = [le for le in lesions_a if le.id in set(gone_from_a)]
+    gone, outside_b = [], []
+    for carried in carry_lesions(unmatched_a, flow):
+        (gone if _inside(frame_b, carried.centroid, margin) else outside_b).append(carried.id)
+    return (
+        tuple(sorted(new)),
+        tuple(sorted(gone)),
+        tuple(sorted(outside_a)),
+        tuple(sorted(outside_b)),
+    )

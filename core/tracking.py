@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from core.device import choose_device
-from core.matching import match_lesions
+from core.matching import match_lesions, split_by_field_of_view
 from core.types import Detection, ModelInfo, Tracking
 
 if TYPE_CHECKING:  # torch is imported only on the torch path (the desktop build has none)
@@ -175,10 +175,15 @@ def track(
     device: Any = "auto",
     working_size: int | None = None,
 ) -> Tracking:
-    """Flow A -> B, then lesions of A matched to B's (see :func:`core.matching.match_lesions`)."""
+    """Flow A -> B, then lesions of A matched to B's (see :func:`core.matching.match_lesions`);
+    unmatched lesions the other photo cannot show are set apart from new and gone ones
+    (:func:`core.matching.split_by_field_of_view`)."""
     flow = estimate_flow(model, image_a, image_b, device=device, working_size=working_size)
-    matches, new_in_b, gone = match_lesions(
+    matches, unmatched_b, unmatched_a = match_lesions(
         detection_a.lesions, detection_b.lesions, flow, image_a, image_b
+    )
+    new_in_b, gone, outside_a, outside_b = split_by_field_of_view(
+        unmatched_b, unmatched_a, detection_a.lesions, detection_b.lesions, flow, image_b.shape
     )
     return Tracking(
         flow=flow,
@@ -188,4 +193,6 @@ def track(
         new_in_b=new_in_b,
         gone_from_a=gone,
         model=info,
+        outside_view_of_a=outside_a,
+        outside_view_of_b=outside_b,
     )

@@ -1,7 +1,8 @@
 """A picture of a tracking result: photos A and B side by side, a line per matched lesion.
 
 Colours: unchanged matches green, changed ones red (the rule of core.matching.CHANGE_RULE);
-new lesions in B magenta with "new", lesions gone from A blue with "gone". No Qt.
+new lesions in B magenta with "new", lesions gone from A blue with "gone"; lesions the other
+photo does not show grey, and photo A's field of view drawn on B as a thin grey outline. No Qt.
 """
 
 from __future__ import annotations
@@ -9,12 +10,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from core.matching import field_of_view
 from core.types import Lesion, Tracking
 
 UNCHANGED = (40, 200, 60)
 CHANGED = (235, 40, 40)
 NEW = (220, 40, 220)
 GONE = (40, 110, 255)
+OUT_OF_VIEW = (170, 170, 170)
 
 
 def _scaled(image: np.ndarray, height: int) -> tuple[np.ndarray, float]:
@@ -76,5 +79,14 @@ def tracking_overlay(
             r = int(max(8 * t, np.sqrt(la.area_px / np.pi) * sa * 2))
             cv2.circle(canvas, (x, y), r, GONE, 2 * t, cv2.LINE_AA)
             cv2.putText(canvas, "gone", (x + r, y), 0, font, GONE, t, cv2.LINE_AA)
+    for lesion_id in tracking.outside_view_of_a:
+        if (lb := by_b.get(lesion_id)) is not None:
+            _outline(canvas, lb, sb, off, OUT_OF_VIEW, t)
+    for lesion_id in tracking.outside_view_of_b:
+        if (la := by_a.get(lesion_id)) is not None:
+            _outline(canvas, la, sa, 0, OUT_OF_VIEW, t)
+    view = (field_of_view(tracking.flow) * sb).round().astype(np.int32)
+    panel_b = canvas[:, off:]  # B's half only, so the outline is clipped at the divider
+    cv2.polylines(panel_b, [view.reshape(-1, 1, 2)], True, OUT_OF_VIEW, t, cv2.LINE_AA)
     cv2.line(canvas, (off, 0), (off, height - 1), (255, 255, 255), t)
     return canvas

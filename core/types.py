@@ -110,6 +110,10 @@ class Tracking:
     """Result of tracking photo A to photo B.
 
     flow: float32 (H_A, W_A, 2); A pixel (x, y) + flow[y, x] = its position (x, y) in B.
+    new_in_b / gone_from_a: unmatched B / A lesion ids where the other photo shows that skin.
+    outside_view_of_a: unmatched B ids lying outside photo A's field of view (neither new nor
+    known: A never showed that skin); outside_view_of_b: unmatched A ids carried outside
+    photo B (not gone: B does not show that skin).
     """
 
     flow: np.ndarray = field(repr=False)
@@ -119,3 +123,5 @@ class Tracking:
     new_in_b: tuple[int, ...]
     gone_from_a: tuple[int, ...]
     model: ModelInfo
+    outside_view_of_a: tuple[int, ...] = ()
+    outside_view_of_b: tuple[int, ...] = ()

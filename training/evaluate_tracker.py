@@ -28,7 +28,7 @@ import numpy as np
 
 from core.errors import DataError
 from core.io import SUPPORTED_SUFFIXES, load_photo
-from core.matching import match_lesions
+from core.matching import match_lesions, split_by_field_of_view
 from core.tracking import WORKING_SIZE, FlowFn, estimate_flow_with, network_flow_fn
 from core.types import Lesion
 from training.tracking_pairs import KnownPair, lesion_from_mask, make_known_pair
@@ -95,8 +95,12 @@ def score_pair(tally: Tally, pair: KnownPair, flow: np.ndarray) -> None:
     tally.hits += (err[None, :] < ALPHAS[:, None] * diag).sum(1)
     tally.pixels += err.size
     tally.epe_sum += float(err.sum())
-    matches, new_in_b, _ = match_lesions(
+    matches, unmatched_b, unmatched_a = match_lesions(
         pair.lesions_a, pair.lesions_b, flow, pair.image_a, pair.image_b
+    )
+    # lesions only B shows because the camera moved are not new (the truth agrees)
+    new_in_b, *_ = split_by_field_of_view(
+        unmatched_b, unmatched_a, pair.lesions_a, pair.lesions_b, flow, pair.image_b.shape
     )
     truth = dict(pair.correspondences)
     predicted = {m.a: m.b for m in matches}

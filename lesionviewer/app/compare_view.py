@@ -41,6 +41,7 @@ LINE_COLORS = {
 }
 NEW_COLOR = QColor(0, 220, 255)
 GONE_COLOR = QColor(200, 200, 200)
+OUT_OF_VIEW_COLOR = QColor(130, 130, 130)
 GAP = 24.0
 
 
@@ -123,6 +124,8 @@ class CompareScene(QGraphicsView):
         for side, marks, color, text in (
             ("b", data.new_in_b, NEW_COLOR, "NEW"),
             ("a", data.gone_from_a, GONE_COLOR, "GONE"),
+            ("b", data.outside_view_of_a, OUT_OF_VIEW_COLOR, "NOT IN VIEW"),
+            ("a", data.outside_view_of_b, OUT_OF_VIEW_COLOR, "NOT IN VIEW"),
         ):
             for mark in marks:
                 self._ring(at(side, mark), mark, ends[side][1], color, text)
@@ -215,7 +218,8 @@ class CompareView(QWidget):
             "<span style='color:#ff9600'>&#9473; watch</span>  "
             "<span style='color:#ff00c8'>&#9473; changed</span>  "
             "<span style='color:#00dcff'>&#9711; new</span>  "
-            "<span style='color:#999'>&#9711; gone</span>"
+            "<span style='color:#999'>&#9711; gone</span>  "
+            "<span style='color:#828282'>&#9711; not in the other photo</span>"
         )
         side = QVBoxLayout()
         side.addWidget(QLabel("Flagged first"))
@@ -277,10 +281,11 @@ class CompareView(QWidget):
                 row.setForeground(QBrush(color.darker(130)))
             self.flag_list.addItem(row)
         n_new, n_changed = len(data.new_in_b), sum(lk.level == "changed" for lk in data.links)
+        n_hidden = len(data.outside_view_of_a) + len(data.outside_view_of_b)
         self.title.setText(
             f"{data.photo_a.visit_label} -> {data.photo_b.visit_label} ({data.photo_b.body_site}): "
             f"{len(data.links)} matched, {n_new} new, {len(data.gone_from_a)} gone, "
-            f"{n_changed} changed"
+            f"{n_changed} changed" + (f", {n_hidden} outside the other photo" if n_hidden else "")
         )
         self._update_buttons()
 

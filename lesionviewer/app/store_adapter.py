@@ -118,7 +118,8 @@ def _level(link: TrackLink, a: LesionMark, b: LesionMark) -> tuple[str, float, f
 
 def compare_data(view: PatientView, photo_a_id: int, photo_b_id: int) -> CompareData:
     """The comparison of two photos of a patient: live links between their observations,
-    B's observations without a link from A as new, A's without a link to B as gone."""
+    B's observations without a link from A as new, A's without a link to B as gone, except
+    those the latest tracking of the pair found outside the other photo's view."""
     photo_a, photo_b = view.photo(photo_a_id), view.photo(photo_b_id)
     if photo_a is None or photo_b is None:
         raise KeyError(f"photo {photo_a_id} or {photo_b_id} is not of this patient")
@@ -133,12 +134,17 @@ def compare_data(view: PatientView, photo_a_id: int, photo_b_id: int) -> Compare
         links.append(CompareLink(a, b, level, area_ratio, dp, float(link.confidence)))
         linked_a.add(a.observation_id)
         linked_b.add(b.observation_id)
+    hidden = {o for a, b, o in view.record.out_of_view if (a, b) == (photo_a_id, photo_b_id)}
+    unlinked_b = [m for m in photo_b.marks if m.observation_id not in linked_b]
+    unlinked_a = [m for m in photo_a.marks if m.observation_id not in linked_a]
     return CompareData(
         photo_a=photo_a,
         photo_b=photo_b,
         links=tuple(links),
-        new_in_b=tuple(m for m in photo_b.marks if m.observation_id not in linked_b),
-        gone_from_a=tuple(m for m in photo_a.marks if m.observation_id not in linked_a),
+        new_in_b=tuple(m for m in unlinked_b if m.observation_id not in hidden),
+        gone_from_a=tuple(m for m in unlinked_a if m.observation_id not in hidden),
+        outside_view_of_a=tuple(m for m in unlinked_b if m.observation_id in hidden),
+        outside_view_of_b=tuple(m for m in unlinked_a if m.observation_id in hidden),
     )
 
 

@@ -119,13 +119,20 @@ class CompareLink:
 
 @dataclass(frozen=True)
 class CompareData:
-    """Two photos of one body site from two visits, and the lesions joining them."""
+    """Two photos of one body site from two visits, and the lesions joining them.
+
+    outside_view_of_a: unlinked lesions of B where photo A does not show the skin (the
+    camera moved), so they cannot be called new; outside_view_of_b: unlinked lesions of A
+    that photo B does not show, so they cannot be called gone.
+    """
 
     photo_a: PhotoData
     photo_b: PhotoData
     links: tuple[CompareLink, ...]
     new_in_b: tuple[LesionMark, ...]
     gone_from_a: tuple[LesionMark, ...]
+    outside_view_of_a: tuple[LesionMark, ...] = ()
+    outside_view_of_b: tuple[LesionMark, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -151,7 +158,8 @@ def change_level(changed: bool, area_ratio: float, p_malignant_change: float) ->
 
 def flagged_items(data: CompareData) -> list[FlagItem]:
     """Every lesion of a comparison, flagged ones first: new, changed, high p_malignant,
-    then gone, then the rest (ordered by p_malignant, highest first, within a group)."""
+    then gone, then the rest, then lesions the other photo does not show (ordered by
+    p_malignant, highest first, within a group)."""
     items: list[FlagItem] = []
     for m in data.new_in_b:
         items.append(
@@ -174,6 +182,13 @@ def flagged_items(data: CompareData) -> list[FlagItem]:
         items.append(FlagItem(rank, reason, text, link.a, b))
     for m in data.gone_from_a:
         items.append(FlagItem(3, "gone", f"{m.label}  GONE", m, None))
+    for m in data.outside_view_of_a:
+        text = f"{m.label}  not in the earlier photo's view, p malignant {m.p_malignant:.2f}"
+        items.append(FlagItem(6, "out of view", text, None, m))
+    for m in data.outside_view_of_b:
+        items.append(
+            FlagItem(6, "out of view", f"{m.label}  not in the later photo's view", m, None)
+        )
 
     def p_of(item: FlagItem) -> float:
         mark = item.mark_b or item.mark_a

@@ -8,7 +8,8 @@ Detects lesions on both photos, estimates the flow A -> B and matches the lesion
      "lesions_a": [...], "lesions_b": [...]   (as in ``analyze``),
      "matches": [{"a", "b", "confidence", "area_ratio", "delta_e", "p_malignant_change",
                   "changed"}],
-     "new_in_b": [ids], "gone_from_a": [ids], "change_rule": "..."}
+     "new_in_b": [ids], "gone_from_a": [ids], "outside_view_of_a": [B ids],
+     "outside_view_of_b": [A ids], "change_rule": "..."}
 
 PTS.json is ``[[x, y], ...]`` in A's pixels. Bad input prints one line naming the file and
 the reason; the exit code is 2.
@@ -86,6 +87,8 @@ def tracking_json(tracking: Tracking, image_a, image_b, points_b: np.ndarray, de
         "matches": [m.to_json() for m in tracking.matches],
         "new_in_b": [int(i) for i in tracking.new_in_b],
         "gone_from_a": [int(i) for i in tracking.gone_from_a],
+        "outside_view_of_a": [int(i) for i in tracking.outside_view_of_a],
+        "outside_view_of_b": [int(i) for i in tracking.outside_view_of_b],
         "change_rule": CHANGE_RULE,
     }
 

@@ -220,6 +220,7 @@ def save_tracking(
                     },
                 )
             )
+        _record_out_of_view(store, analysis_id, tracking, obs_a, obs_b, used_a, used_b)
         for lesion_id in absorbed:
             retire_if_empty(store, lesion_id)
         _compact_new_labels(store, photo_b["patient_id"], photo_b_id)
@@ -229,6 +230,33 @@ def save_tracking(
             rows.LINK_SELECT + " WHERE t.id IN (SELECT value FROM json_each(?))", [str(written)]
         )
     ]
+
+
+def _record_out_of_view(
+    store: Store,
+    analysis_id: int,
+    tracking: Tracking,
+    obs_a: list[dict[str, Any]],
+    obs_b: list[dict[str, Any]],
+    used_a: set[int],
+    used_b: set[int],
+) -> None:
+    """Remember which unmatched observations the other photo does not show, so the compare
+    view calls them neither new nor gone (see ``core.matching.split_by_field_of_view``)."""
+    sides = (
+        (tracking.outside_view_of_a, tracking.lesions_b, obs_b, used_b),
+        (tracking.outside_view_of_b, tracking.lesions_a, obs_a, used_a),
+    )
+    for ids, lesions, candidates, used in sides:
+        by_id = {lesion.id: lesion for lesion in lesions}
+        for lesion_id in ids:
+            if lesion_id not in by_id:
+                continue
+            row = _find_observation(by_id[lesion_id], candidates, used)
+            if row is None:
+                continue
+            used.add(row["id"])
+            store._insert("out_of_view", {"analysis_id": analysis_id, "observation_id": row["id"]})
 
 
 def _merge_into(store: Store, source_lesion: int, target_lesion: int) -> bool:

@@ -137,10 +137,23 @@ CREATE TABLE track_link (
 CREATE INDEX track_link_b ON track_link(observation_b);
 """
 
+# Lesions of one photo that a tracking analysis found outside the other photo's view (the
+# camera moved): neither new nor gone for that pair of photos.
+_M3_OUT_OF_VIEW = """
+CREATE TABLE out_of_view (
+    id INTEGER PRIMARY KEY,
+    analysis_id INTEGER NOT NULL REFERENCES analysis(id),
+    observation_id INTEGER NOT NULL REFERENCES observation(id) ON DELETE CASCADE,
+    UNIQUE (analysis_id, observation_id)
+);
+CREATE INDEX out_of_view_observation ON out_of_view(observation_id);
+"""
+
 #: (number, sql), in order. Append only.
 MIGRATIONS: list[tuple[int, str]] = [
     (1, _M1_PATIENTS_VISITS_PHOTOS),
     (2, _M2_ANALYSES_LESIONS),
+    (3, _M3_OUT_OF_VIEW),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

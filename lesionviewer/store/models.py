@@ -218,6 +218,8 @@ class PatientRecord:
     visits: ordered by date. photos: visit id -> photos (by id). observations: photo id ->
     live (not deleted) observations. lesions: the patient's lesion identities by label
     number. links: live (not rejected) track links between the patient's observations.
+    out_of_view: (photo A id, photo B id, observation id) for every observation the latest
+    tracking of that photo pair found outside the other photo's view.
     """
 
     patient: Patient
@@ -226,3 +228,4 @@ class PatientRecord:
     observations: dict[int, tuple[Observation, ...]]
     lesions: tuple[LesionRecord, ...]
     links: tuple[TrackLink, ...]
+    out_of_view: frozenset[tuple[int, int, int]] = frozenset()

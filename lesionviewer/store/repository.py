@@ -449,7 +449,7 @@ class Store:
         return [rows.link(r) for r in self._all(sql, [photo_a_id, photo_b_id])]
 
     def open_patient(self, patient_id: int) -> PatientRecord:
-        """Everything shown when a patient is opened, in six queries."""
+        """Everything shown when a patient is opened, in seven queries."""
         patient = self.get_patient(patient_id)
         visits = tuple(self.list_visits(patient_id))
         photo_rows = self._all(
@@ -474,6 +474,15 @@ class Store:
             "ORDER BY t.id",
             [patient_id],
         )
+        out_of_view = self._all(
+            "SELECT a.photo_id AS pa, a.other_photo_id AS pb, v.observation_id AS o "
+            "FROM out_of_view v "
+            "JOIN analysis a ON a.id = v.analysis_id JOIN photo f ON f.id = a.photo_id "
+            "JOIN visit w ON w.id = f.visit_id WHERE w.patient_id = ? AND a.id = ("
+            "SELECT MAX(b.id) FROM analysis b WHERE b.kind = 'track' "
+            "AND b.photo_id = a.photo_id AND b.other_photo_id = a.other_photo_id)",
+            [patient_id],
+        )
         return PatientRecord(
             patient=patient,
             visits=visits,
@@ -481,6 +490,7 @@ class Store:
             observations={k: tuple(v) for k, v in observations.items()},
             lesions=tuple(self.list_lesions(patient_id)),
             links=tuple(rows.link(r) for r in link_rows),
+            out_of_view=frozenset((r["pa"], r["pb"], r["o"]) for r in out_of_view),
         )
 
     # -------------------------------------------------------------- corrections

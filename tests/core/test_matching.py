@@ -11,7 +11,9 @@ from core.matching import (
     chain_identities,
     ciede2000,
     colour_change,
+    field_of_view,
     match_lesions,
+    split_by_field_of_view,
 )
 from core.types import Lesion, LesionMatch
 
@@ -159,3 +161,32 @@ def test_chain_keeps_one_identity_per_lesion() -> None:
 def test_chain_rejects_many_to_one() -> None:
     with pytest.raises(ValueError):
         chain_identities([[(1, 4), (2, 4)]])
+
+
+def test_lesions_the_other_photo_cannot_show_are_neither_new_nor_gone() -> None:
+    # the camera moved: A's content appears 200 px further right in B, so B's left 200
+    # columns show skin A never saw, and A's right 200 columns leave B's frame
+    flow = translation((400, 600), 200, 0)
+    a = [disc_lesion(1, 300, 200, 8), disc_lesion(2, 100, 100, 8), disc_lesion(3, 520, 300, 8)]
+    b = [disc_lesion(5, 500, 200, 8), disc_lesion(6, 400, 300, 8), disc_lesion(7, 60, 150, 8)]
+    matches, new, gone = match_lesions(a, b, flow, paint(a), paint(b))
+    assert [(m.a, m.b) for m in matches] == [(1, 5)]
+    assert new == (6, 7) and gone == (2, 3)
+    new, gone, outside_a, outside_b = split_by_field_of_view(new, gone, a, b, flow, (400, 600))
+    assert new == (6,) and outside_a == (7,)  # 7 lies where A never looked
+    assert gone == (2,) and outside_b == (3,)  # 3 is carried to x = 720, past B's edge
+
+
+def test_field_of_view_is_the_carried_frame() -> None:
+    polygon = field_of_view(translation((400, 600), 200, -50))
+    assert polygon.min(axis=0) == pytest.approx([200, -50])
+    assert polygon.max(axis=0) == pytest.approx([799, 349])
+
+
+def test_a_new_lesion_near_the_view_edge_stays_new() -> None:
+    # within the margin (2 % of B's diagonal, 14.4 px here) a missed new lesion costs more
+    # than a false alarm, so it is still called new
+    flow = translation((400, 600), 200, 0)
+    b = [disc_lesion(8, 190, 200, 6)]
+    new, _, outside_a, _ = split_by_field_of_view((8,), (), [], b, flow, (400, 600))
+    assert new == (8,) and outside_a == ()

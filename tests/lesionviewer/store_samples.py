@@ -53,9 +53,13 @@ def tracking(
     pairs: list[tuple[int, int]],
     *,
     changed: tuple[int, ...] = (),
+    outside_a: tuple[int, ...] = (),
+    outside_b: tuple[int, ...] = (),
     width: int = 64,
     height: int = 48,
 ) -> Tracking:
+    """A tracking result matching ``pairs`` (A id, B id); ``outside_a`` are B ids outside
+    photo A's view, ``outside_b`` A ids outside photo B's view."""
     matches = tuple(
         LesionMatch(a, b, 0.9, 1.2 if a in changed else 1.0, 1.5, 0.05, a in changed)
         for a, b in pairs
@@ -67,7 +71,9 @@ def tracking(
         lesions_a=tuple(lesions_a),
         lesions_b=tuple(lesions_b),
         matches=matches,
-        new_in_b=tuple(lesion.id for lesion in lesions_b if lesion.id not in matched_b),
-        gone_from_a=tuple(lesion.id for lesion in lesions_a if lesion.id not in matched_a),
+        new_in_b=tuple(le.id for le in lesions_b if le.id not in matched_b | set(outside_a)),
+        gone_from_a=tuple(le.id for le in lesions_a if le.id not in matched_a | set(outside_b)),
         model=TRACKER,
+        outside_view_of_a=tuple(outside_a),
+        outside_view_of_b=tuple(outside_b),
     )

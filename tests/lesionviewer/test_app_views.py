@@ -171,6 +171,32 @@ def test_compare_view_lines_marks_and_flagged_first(qtbot, workers, tmp_path) ->
     assert split.args == [data.photo_b.marks[1].observation_id]
 
 
+def test_compare_view_sets_apart_lesions_the_other_photo_does_not_show(
+    qtbot, workers, tmp_path
+) -> None:
+    base = _comparison(tmp_path)
+    # B's third lesion lies outside photo A's view: not new, listed last, ringed in grey
+    data = CompareData(
+        base.photo_a,
+        base.photo_b,
+        base.links,
+        new_in_b=(),
+        gone_from_a=base.gone_from_a,
+        outside_view_of_a=base.new_in_b,
+    )
+    view = CompareView(workers)
+    qtbot.addWidget(view)
+    view.resize(1100, 520)
+    view.show()
+    view.show_comparison(data)
+    qtbot.waitUntil(lambda: view.flag_list.count() == 4, timeout=5000)
+    assert [f.reason for f in view.flags()] == ["changed", "gone", "stable", "out of view"]
+    texts = [t.text() for t in view.scene_view.scene().items() if hasattr(t, "text")]
+    assert "NOT IN VIEW" in texts and "NEW" not in texts
+    assert "0 new" in view.title.text() and "1 outside the other photo" in view.title.text()
+    shot(view, "compare_view_out_of_view.png")
+
+
 def test_history_panel_crops_plots_and_jump(qtbot, workers, tmp_path) -> None:
     paths = []
     for i, grow in enumerate((0, 4, 9)):

@@ -73,6 +73,30 @@ def test_tracking_links_identities_and_new_lesions_get_next_labels(
     assert sum(len(v) for v in record.observations.values()) == 5
 
 
+def test_lesions_outside_the_other_photo_are_neither_new_nor_gone(
+    store: Store, tmp_path: Path
+) -> None:
+    from lesionviewer.app.store_adapter import compare_data, open_patient
+
+    patient_id, photo_a, photo_b = _two_visits(store, tmp_path)
+    store.save_detection(photo_a, detection(A_LESIONS))
+    store.save_detection(photo_b, detection(B_LESIONS))
+    # B's lesion 3 lies where photo A did not look; A's lesion 2 left photo B's frame
+    store.save_tracking(
+        photo_a, photo_b, tracking(A_LESIONS, B_LESIONS, [(1, 1)], outside_a=(3,), outside_b=(2,))
+    )
+    data = compare_data(open_patient(store, patient_id), photo_a, photo_b)
+    assert [m.label for m in data.outside_view_of_a] == ["L4"]  # B's lesion 3
+    assert [m.label for m in data.outside_view_of_b] == ["L2"]  # A's lesion 2
+    assert [m.label for m in data.new_in_b] == ["L3"]  # B's lesion 2: truly new
+    assert data.gone_from_a == ()
+    # a later tracking of the same pair that sees everything replaces the verdict
+    store.save_tracking(photo_a, photo_b, tracking(A_LESIONS, B_LESIONS, [(1, 1)]))
+    again = compare_data(open_patient(store, patient_id), photo_a, photo_b)
+    assert again.outside_view_of_a == again.outside_view_of_b == ()
+    assert len(again.new_in_b) == 2 and [m.label for m in again.gone_from_a] == ["L2"]
+
+
 def test_reanalysis_replaces_auto_but_keeps_corrections(store: Store, tmp_path: Path) -> None:
     _, photo_a, _ = _two_visits(store, tmp_path)
     lesions = [square_lesion(1, 5, 5), square_lesion(2, 30, 10), square_lesion(3, 45, 30)]
