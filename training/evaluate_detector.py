@@ -8,8 +8,11 @@
    the same photos, the same way, and both are timed on those photos in this run.
 2. Real close-ups: the PAD-UFES-20 patients held out of synthesis
    (``training.sources.splits``). Each close-up is resized so that its longer side is
-   ``--closeup-side`` pixels (the photos frame one lesion filling ~20-60 % of the side,
-   so the lesion lands at ~50-200 px, inside the trained range); the lesion is the
+   ``--closeup-side`` pixels (the photos frame one lesion filling ~20-60 % of the side).
+   The default, ``auto``, picks per detector the side of ``CLOSEUP_SIDES`` with the best
+   AUC on the *training* patients' close-ups, so that the held-out AUC is not tuned on
+   the held-out patients (synthetic lesions are mostly 4-60 px wide, far smaller than a
+   close-up's lesion at full size); the lesion is the
    detected region that contains the photo centre (the largest if several), else the
    region nearest the centre; with no region at all, p_malignant is read from the heatmap
    in the central third (counted as ``n_fallback``). Reported: malignant AUC with n.
@@ -44,6 +47,15 @@ from training.metrics import LesionDetectionMetric, instance_classes, roc_auc, r
 DetectFn = Callable[[np.ndarray], Detection]
 
 
+def _side(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither 'auto' nor a number") from exc
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, default=Path("resources/models/detector"))
     parser.add_argument("--baseline", type=Path, default=None, help="sliding-window model")
@@ -54,7 +66,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("runs/evaluate-detector"))
     parser.add_argument("--data", type=Path, default=SHARED_DATA, help="real photos folder")
-    parser.add_argument("--closeup-side", type=int, default=320)
+    parser.add_argument(
+        "--closeup-side",
+        type=_side,
+        default="auto",
+        help="longer side (px) the close-ups are resized to, or 'auto': per detector, the "
+        "side with the best AUC on the training patients' close-ups",
+    )
     parser.add_argument("--update-model-json", action="store_true")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=2)
@@ -142,15 +160,17 @@ def closeup_p_malignant(detect: DetectFn, image: np.ndarray) -> tuple[float, boo
     return float(lesion.p_malignant), True
 
 
-def pad_ufes_holdout_rows(root: Path) -> list[dict[str, str]]:
-    """Rows of ``root/labels.csv`` whose patient is held out of synthesis."""
+def pad_ufes_rows(root: Path, part: str) -> list[dict[str, str]]:
+    """Rows of ``root/labels.csv`` of the patients held out of synthesis (``"holdout"``) or
+    of the training patients whose lesions synthesis may use (``"train"``)."""
     from training.sources.splits import pad_ufes_holdout
 
     labels = root / "labels.csv"
-    _, holdout = pad_ufes_holdout(labels)
+    train, holdout = pad_ufes_holdout(labels)
+    patients = holdout if part == "holdout" else train
     with open(labels, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    return [r for r in rows if (r.get("patient_id") or "").strip() in holdout]
+    return [r for r in rows if (r.get("patient_id") or "").strip() in patients]
 
 
 def resize_longer_side(image: np.ndarray, side: int) -> np.ndarray:
@@ -161,36 +181,62 @@ def resize_longer_side(image: np.ndarray, side: int) -> np.ndarray:
     return cv2.resize(image, size, interpolation=interp)
 
 
-def evaluate_closeups(
-    detectors: dict[str, DetectFn], root: Path, side: int
-) -> tuple[dict, dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """Malignant AUC of each detector on the held-out PAD-UFES-20 close-ups."""
+#: Longer sides tried by ``--closeup-side auto``: a close-up's lesion fills much of the frame,
+#: so the side sets the lesion's size in pixels, which a detector trained on body photos
+#: reads best near the lesion sizes it was trained on.
+CLOSEUP_SIDES = (96, 128, 160, 224, 320)
+
+
+def closeup_scores(detect: DetectFn, root: Path, rows: list[dict[str, str]], side: int):
+    """(labels int64 (n,), p_malignant float64 (n,), regions found) of close-ups at ``side``."""
     from core.io import load_photo
 
-    rows = pad_ufes_holdout_rows(root)
-    labels = np.array([int(r["malignant"]) for r in rows], np.int64)
-    scores: dict[str, list[float]] = {name: [] for name in detectors}
-    found: dict[str, int] = {name: 0 for name in detectors}
+    labels, scores, found = [], [], 0
     for row in rows:
         image = resize_longer_side(load_photo(root / row["file"]), side)
-        for name, detect in detectors.items():
-            p, hit = closeup_p_malignant(detect, image)
-            scores[name].append(p)
-            found[name] += int(hit)
+        p, hit = closeup_p_malignant(detect, image)
+        labels.append(int(row["malignant"]))
+        scores.append(p)
+        found += int(hit)
+    return np.asarray(labels, np.int64), np.asarray(scores, np.float64), found
+
+
+def choose_closeup_side(detect: DetectFn, root: Path, sides=CLOSEUP_SIDES) -> tuple[int, dict]:
+    """The side with the best malignant AUC on the *training* patients' close-ups (never on
+    the held-out ones, whose AUC is then reported): (side, {side: AUC})."""
+    rows = pad_ufes_rows(root, "train")
+    aucs = {}
+    for side in sides:
+        labels, scores, _ = closeup_scores(detect, root, rows, side)
+        aucs[side] = roc_auc(labels, scores)
+    best = max(sides, key=lambda side: (np.nan_to_num(aucs[side], nan=-1.0), -side))
+    return best, {str(k): _round(v) for k, v in aucs.items()}
+
+
+def evaluate_closeups(
+    detectors: dict[str, DetectFn], root: Path, side: int | str
+) -> tuple[dict, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Malignant AUC of each detector on the held-out PAD-UFES-20 close-ups, resized to a
+    longer side of ``side`` pixels, or (``"auto"``) of the side each detector reads best on
+    the training patients' close-ups (:func:`choose_closeup_side`)."""
+    rows = pad_ufes_rows(root, "holdout")
     out: dict = {
         "source": "pad-ufes20-dev, patients held out of synthesis",
         "n": len(rows),
-        "n_malignant": int(labels.sum()),
+        "n_malignant": sum(int(r["malignant"]) for r in rows),
         "closeup_side_px": side,
     }
     curves = {}
-    for name in detectors:
-        s = np.asarray(scores[name], np.float64)
-        out[name] = {
-            "auc_malignant": _round(roc_auc(labels, s)),
-            "n_fallback": len(rows) - found[name],
-        }
-        curves[name] = (labels, s)
+    for name, detect in detectors.items():
+        entry: dict = {}
+        chosen = side
+        if side == "auto":
+            chosen, entry["train_patients_auc_by_side"] = choose_closeup_side(detect, root)
+            entry["closeup_side_px"] = chosen
+        labels, scores, found = closeup_scores(detect, root, rows, int(chosen))
+        entry.update(auc_malignant=_round(roc_auc(labels, scores)), n_fallback=len(rows) - found)
+        out[name] = entry
+        curves[name] = (labels, scores)
     return out, curves
 
 

@@ -149,3 +149,30 @@ def test_run_end_to_end_on_toy_data(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert cv2.imread(str(tmp_path / "ev" / "roc.png")) is not None
     _, meta = load_model_folder(tmp_path / "m")  # hash still verified
     assert meta["metrics"]["evaluation"]["synthetic"]["seed"] == 9999
+    # auto: the side is chosen on the 6 training patients, then the 4 held out are scored
+    args = parser.parse_args([*common, "--out", str(tmp_path / "ev2"), "--closeup-side", "auto"])
+    assert ev.run(args) == 0
+    closeups = json.loads((tmp_path / "ev2" / "metrics.json").read_text())["real_closeups"]
+    chosen = closeups["detector"]
+    assert chosen["closeup_side_px"] in ev.CLOSEUP_SIDES
+    assert set(chosen["train_patients_auc_by_side"]) == {str(s) for s in ev.CLOSEUP_SIDES}
+
+
+def test_closeup_side_is_chosen_on_training_patients_only(tmp_path: Path) -> None:
+    _fake_real_data(tmp_path)
+    pad = tmp_path / "pad-ufes20-dev"
+    train, holdout = ev.pad_ufes_rows(pad, "train"), ev.pad_ufes_rows(pad, "holdout")
+    assert len(train) == 6 and len(holdout) == 4
+    assert not {r["patient_id"] for r in train} & {r["patient_id"] for r in holdout}
+    seen: list[int] = []
+
+    def detect(image: np.ndarray) -> Detection:
+        """Records the size it was shown; finds nothing (no signal at any side)."""
+        seen.append(max(image.shape[:2]))
+        heatmap = np.zeros((*image.shape[:2], 3), np.float32)
+        heatmap[..., 0] = 1.0
+        return Detection(heatmap=heatmap, lesions=(), model=None)
+
+    side, aucs = ev.choose_closeup_side(detect, pad, sides=(96, 128))
+    assert seen == [96] * 6 + [128] * 6 and set(aucs) == {"96", "128"}
+    assert side == 96  # a tie (no signal at either side) goes to the smaller side
