@@ -337,13 +337,16 @@ def tracker_dataset(data: dict, *, length: int, seed: int) -> Dataset:
 
 
 def pair_pool(part: dict, *, seed: int) -> Dataset:
-    """One pool of a ``"mix"`` source (not augmented): a ``synth_folder`` as it is, or
-    ``pool_size`` pairs of an on-the-fly source made once (seed ``part["seed"]`` if given)
-    and kept in memory, at the part's ``width`` x ``height`` (default 384 x 288)."""
+    """One pool of a ``"mix"`` source (not augmented), at the part's ``width`` x ``height``
+    (default 384 x 288) and kept in memory: a ``synth_folder``'s pairs read once (decoding
+    its PNGs for every item costs the data worker more CPU than the network's step;
+    ``"cache": false`` reads them each time instead), or ``pool_size`` pairs of an
+    on-the-fly source made once (seed ``part["seed"]`` if given)."""
     part = {"width": 384, "height": 288, **part}
     part.pop("augment", None)
     if part.get("source") == "synth_folder":
-        return tracker_dataset(part, length=0, seed=seed)
+        folder = tracker_dataset(part, length=0, seed=seed)
+        return CachedPairs(folder) if part.get("cache", True) else folder
     size = int(part["pool_size"])
     return CachedPairs(tracker_dataset(part, length=size, seed=int(part.get("seed", seed))))
 
