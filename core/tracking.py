@@ -26,6 +26,10 @@ if TYPE_CHECKING:  # torch is imported only on the torch path (the desktop build
 WORKING_SIZE = 512
 _MULTIPLE = 32
 
+#: Default long side of the refinement resolution (:mod:`core.flow_refinement`), in pixels;
+#: never above photo A's own long side. 0 turns refinement off.
+REFINE_SIZE = 1024
+
 #: A flow function at working resolution: (image_a, image_b) uint8 (h, w, 3) RGB of the same
 #: size -> float32 (h, w, 2) flow in working pixels.
 FlowFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -81,11 +85,28 @@ def flow_to_full_resolution(
 
 
 def estimate_flow_with(
-    flow_fn: FlowFn, image_a: np.ndarray, image_b: np.ndarray, *, working_size: int = WORKING_SIZE
+    flow_fn: FlowFn,
+    image_a: np.ndarray,
+    image_b: np.ndarray,
+    *,
+    working_size: int = WORKING_SIZE,
+    refine_size: int = 0,
 ) -> np.ndarray:
-    """Run any working-resolution flow function end to end: resize, flow, back to full res."""
+    """Run any working-resolution flow function end to end: resize, flow, back to full res.
+
+    refine_size > 0: the working flow is brought to a finer resolution (long side
+    ``refine_size``, at most A's own) and refined there (:func:`core.flow_refinement.refine_flow`)
+    before it is brought to full resolution.
+    """
     a, b = resize_pair(image_a, image_b, working_size)
-    return flow_to_full_resolution(flow_fn(a, b), image_a.shape, image_b.shape)
+    flow = flow_fn(a, b)
+    refine_size = min(int(refine_size), max(image_a.shape[:2]))
+    if refine_size > max(a.shape[:2]):
+        from core.flow_refinement import refine_flow
+
+        a, b = resize_pair(image_a, image_b, refine_size)
+        flow = refine_flow(a, b, flow_to_full_resolution(flow, a.shape, b.shape))
+    return flow_to_full_resolution(flow, image_a.shape, image_b.shape)
 
 
 def _to_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -122,12 +143,15 @@ def estimate_flow(
     *,
     device: Any = "auto",
     working_size: int | None = None,
+    refine_size: int = REFINE_SIZE,
 ) -> np.ndarray:
     """Dense flow A -> B: float32 (H_A, W_A, 2), A pixel + flow = its position in B.
 
     image_a, image_b: uint8 (H, W, 3) RGB of any sizes (B may differ from A in size).
     working_size: long side of the working resolution; default the model's
     ``working_size`` attribute (what it was trained for), else :data:`WORKING_SIZE`.
+    refine_size: long side of the residual refinement (see :func:`estimate_flow_with`);
+    0 gives the network's flow alone.
     """
     if working_size is None:
         working_size = int(getattr(model, "working_size", WORKING_SIZE))
@@ -137,7 +161,11 @@ def estimate_flow(
                 f"photo {name} must be uint8 (H, W, 3), got {image.dtype} {image.shape}"
             )
     return estimate_flow_with(
-        network_flow_fn(model, device), image_a, image_b, working_size=working_size
+        network_flow_fn(model, device),
+        image_a,
+        image_b,
+        working_size=working_size,
+        refine_size=refine_size,
     )
 
 

@@ -8,7 +8,10 @@ Two sets of pairs, made in this process:
   known deformations (:func:`training.tracking_pairs.make_known_pair`: exact flow, relit,
   lesions painted on, some gone in B, some new in B).
 Every method runs end to end at the same working resolution (:func:`core.tracking
-.estimate_flow_with`). Reported per method and set: PCK(alpha = p / L, L the diagonal of A)
+.estimate_flow_with`). The tracker as shipped also refines its flow at ``--refine-size``
+(:mod:`core.flow_refinement`); so that what each part buys is measured, the network alone
+("tracker, network only") and DIS alone at the refinement resolution ("DIS (medium) at
+refine size") run too. Reported per method and set: PCK(alpha = p / L, L the diagonal of A)
 for alpha 0..0.1 (a PNG plot and the numbers at 0.01, 0.02, 0.05, 0.1), mean EPE, lesion
 matching accuracy (share of A's lesions whose outcome - the right B lesion, or gone - is
 right, with :func:`core.matching.match_lesions` on true lesion outlines), new-lesion recall
@@ -20,7 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,9 +32,18 @@ import numpy as np
 from core.errors import DataError
 from core.io import SUPPORTED_SUFFIXES, load_photo
 from core.matching import match_lesions, split_by_field_of_view
-from core.tracking import WORKING_SIZE, FlowFn, estimate_flow_with, network_flow_fn
+from core.tracking import (
+    REFINE_SIZE,
+    WORKING_SIZE,
+    FlowFn,
+    estimate_flow_with,
+    network_flow_fn,
+)
 from core.types import Lesion
 from training.tracking_pairs import KnownPair, lesion_from_mask, make_known_pair
+
+#: A method under evaluation: full-resolution photos A, B -> full-resolution flow A -> B.
+Method = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 ALPHAS = np.linspace(0.0, 0.1, 101)
 REAL_TILES = Path("../shared/data/itobos-tbp-dev/images")
@@ -46,6 +58,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=777001, help="held-out seed (never trained on)")
     parser.add_argument("--real-tiles", type=Path, default=REAL_TILES)
     parser.add_argument("--working-size", type=int, default=None)
+    parser.add_argument(
+        "--refine-size",
+        type=int,
+        default=REFINE_SIZE,
+        help="long side of the tracker's flow refinement (0: the network alone)",
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-baselines", action="store_true")
     parser.add_argument(
@@ -178,14 +196,23 @@ def real_tile_pairs(folder: Path, per_tile: int, seed: int) -> Iterator[KnownPai
             )
 
 
-def evaluate(
-    methods: dict[str, FlowFn], pairs: Iterator[KnownPair], working_size: int
-) -> dict[str, dict]:
+def end_to_end(fn: FlowFn, working_size: int, refine_size: int = 0) -> Method:
+    """A working-resolution flow function run end to end (see :func:`estimate_flow_with`)."""
+
+    def method(image_a: np.ndarray, image_b: np.ndarray) -> np.ndarray:
+        return estimate_flow_with(
+            fn, image_a, image_b, working_size=working_size, refine_size=refine_size
+        )
+
+    return method
+
+
+def evaluate(methods: dict[str, Method], pairs: Iterator[KnownPair]) -> dict[str, dict]:
     tallies = {name: Tally(hits=np.zeros(len(ALPHAS), np.int64), seconds=[]) for name in methods}
     for pair in pairs:
-        for name, fn in methods.items():
+        for name, method in methods.items():
             t0 = time.perf_counter()
-            flow = estimate_flow_with(fn, pair.image_a, pair.image_b, working_size=working_size)
+            flow = method(pair.image_a, pair.image_b)
             tallies[name].seconds.append(time.perf_counter() - t0)
             score_pair(tallies[name], pair, flow)
     return {name: t.summary() for name, t in tallies.items()}
@@ -221,17 +248,24 @@ def run(args: argparse.Namespace) -> int:
     config = json.loads(Path(args.config).read_text(encoding="utf-8"))
     model, meta = load_model_folder(args.model, "cpu")
     working = int(args.working_size or getattr(model, "working_size", WORKING_SIZE))
-    methods: dict[str, FlowFn] = {"tracker": network_flow_fn(model, args.device)}
+    network = network_flow_fn(model, args.device)
+    methods: dict[str, Method] = {"tracker": end_to_end(network, working, args.refine_size)}
+    if args.refine_size:
+        methods["tracker, network only"] = end_to_end(network, working)
     if not args.no_baselines:
         from training.baselines.flow_baselines import BASELINES
 
-        methods.update(BASELINES)
+        methods.update({name: end_to_end(fn, working) for name, fn in BASELINES.items()})
+        if args.refine_size:
+            methods["DIS (medium) at refine size"] = end_to_end(
+                BASELINES["DIS (medium)"], args.refine_size
+            )
     results = {
         "held-out synthetic pairs": evaluate(
-            methods, synthetic_pairs(config, args.synthetic_pairs, args.seed), working
+            methods, synthetic_pairs(config, args.synthetic_pairs, args.seed)
         ),
         "real tiles, known deformations": evaluate(
-            methods, real_tile_pairs(args.real_tiles, args.real_pairs_per_tile, args.seed), working
+            methods, real_tile_pairs(args.real_tiles, args.real_pairs_per_tile, args.seed)
         ),
     }
     out = Path(args.out_dir)
@@ -240,6 +274,7 @@ def run(args: argparse.Namespace) -> int:
     report = {
         "model": {k: meta.get(k) for k in ("name", "version", "sha256")},
         "working_size": working,
+        "refine_size": args.refine_size,
         "seed": args.seed,
         "results": results,
     }
@@ -271,9 +306,11 @@ def model_json_summary(report: dict, args: argparse.Namespace) -> dict:
                 f"--synthetic-pairs {args.synthetic_pairs}",
                 f"--real-pairs-per-tile {args.real_pairs_per_tile}",
                 f"--seed {args.seed}",
+                f"--refine-size {args.refine_size}",
             ]
         ),
         "working_size": report["working_size"],
+        "refine_size": report["refine_size"],
         "held_out_seed": report["seed"],
         "synthetic_pairs": args.synthetic_pairs,
         "real_tile_pairs_per_tile": args.real_pairs_per_tile,
