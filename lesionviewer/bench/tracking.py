@@ -1,7 +1,8 @@
 """Bench section "tracking": a pair of 12-MP photos tracked end to end, against OpenCV DIS.
 
 Ours: ``core.tracking.track`` (both photos resized to the working resolution, the tracker
-network, the flow brought back to 12 MP, 40 lesions matched). The reference: OpenCV DIS
+network, its flow refined at up to 1024 px (``core.flow_refinement``), brought back to
+12 MP, 40 lesions matched). The reference: OpenCV DIS
 optical flow (medium preset, grey levels) run through the same resize-and-upsample pipeline
 (``core.tracking.estimate_flow_with``) at the same working resolution. Both are timed
 interleaved in this process; figures are medians, the ratio is of the medians.
