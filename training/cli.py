@@ -19,6 +19,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("training.synthesis.cli", "write a fixed synthetic dataset (detection or pairs)"),
     "detector": ("training.train_detector", "train the detection network"),
     "evaluate-detector": ("training.evaluate_detector", "evaluate a detector and its baseline"),
+    "mine-negatives": (
+        "training.hard_negatives",
+        "find a detector's confident false positives on a synthetic pool (hard negatives)",
+    ),
     "sliding-window": (
         "training.baselines.sliding_window",
         "train the sliding-window patch-classifier baseline of the detector",

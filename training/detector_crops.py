@@ -34,6 +34,8 @@ class CropRecipe:
     blur: probability of a slight Gaussian blur (defocus, motion of a hand-held camera).
     border_bars: probability of a uniform dark band over one side of the crop, labelled
         background (the black padding and dark backdrops of real tiles and scans).
+    hard_negative: probability that a crop is centred on one of the photo's mined hard
+        negatives (``lesion-train mine-negatives``), when the photo has any.
     """
 
     crop_size: int = 256
@@ -45,6 +47,7 @@ class CropRecipe:
     noise: float = 6.0
     blur: float = 0.2
     border_bars: float = 0.0
+    hard_negative: float = 0.0
 
     @classmethod
     def from_dict(cls, d: dict) -> CropRecipe:
@@ -97,10 +100,12 @@ def random_crops(
     class_map: np.ndarray,
     rng: np.random.Generator,
     recipe: CropRecipe,
+    negatives: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``recipe.crops_per_image`` augmented crops of one photo.
 
-    image: (H, W, 3) uint8 RGB; class_map: (H, W) integer {0, 1, 2}.
+    image: (H, W, 3) uint8 RGB; class_map: (H, W) integer {0, 1, 2}; negatives: float32
+    (N, 2) hard-negative centroids (x, y) of this photo, or None.
     Returns images (K, S, S, 3) uint8 and class maps (K, S, S) uint8 (S = crop_size).
     Pixels outside the photo are filled by reflection (labels reflect with them).
     """
@@ -109,8 +114,14 @@ def random_crops(
     lesion_yx = np.flatnonzero(class_map.ravel() > 0)
     images = np.empty((recipe.crops_per_image, s, s, 3), np.uint8)
     labels = np.empty((recipe.crops_per_image, s, s), np.uint8)
+    has_negatives = negatives is not None and len(negatives) > 0
     for k in range(recipe.crops_per_image):
-        if lesion_yx.size and rng.random() < recipe.lesion_centred:
+        # the extra draw only when asked for, so that older recipes give the same crops
+        if recipe.hard_negative > 0 and has_negatives and rng.random() < recipe.hard_negative:
+            cx, cy = negatives[int(rng.integers(len(negatives)))]
+            jitter = 0.25 * recipe.crop_size
+            centre = (cx + rng.uniform(-jitter, jitter), cy + rng.uniform(-jitter, jitter))
+        elif lesion_yx.size and rng.random() < recipe.lesion_centred:
             idx = int(lesion_yx[rng.integers(lesion_yx.size)])
             cy, cx = divmod(idx, w)
             # keep the lesion inside the crop but not always in its middle
@@ -158,7 +169,8 @@ class CropDataset(Dataset):
     it reads photo ``i`` of ``base`` (``fresh_photos_per_epoch``: every epoch new photos,
     so ``base`` must hold ``photos_per_epoch * epochs``) or photo ``j`` (the same photos
     each epoch), and draws its crops from ``default_rng([seed, e, j])``. Holding no
-    per-epoch state lets persistent DataLoader workers serve every epoch.
+    per-epoch state lets persistent DataLoader workers serve every epoch. ``negatives``:
+    {photo index of ``base``: (N, 2) hard-negative centroids} for ``recipe.hard_negative``.
     """
 
     def __init__(
@@ -170,8 +182,10 @@ class CropDataset(Dataset):
         epochs: int,
         seed: int,
         fresh_photos_per_epoch: bool = False,
+        negatives: dict[int, np.ndarray] | None = None,
     ) -> None:
         self.base = base
+        self.negatives = negatives or {}
         self.recipe = recipe
         self.photos_per_epoch = int(photos_per_epoch)
         self.epochs = int(epochs)
@@ -186,11 +200,12 @@ class CropDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         epoch, j = divmod(int(index), self.photos_per_epoch)
-        item = self.base[self.photo_index(index)]
+        photo = self.photo_index(index)
+        item = self.base[photo]
         image = item["image"].permute(1, 2, 0).contiguous().numpy()
         class_map = np.asarray(item["class_map"], dtype=np.uint8)
         rng = np.random.default_rng([self.seed, epoch, j])
-        images, labels = random_crops(image, class_map, rng, self.recipe)
+        images, labels = random_crops(image, class_map, rng, self.recipe, self.negatives.get(photo))
         return {
             "image": torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
             "class_map": torch.from_numpy(labels.astype(np.int64)),

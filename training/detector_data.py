@@ -6,7 +6,9 @@ The ``data`` section of ``training/configs/detector.json``:
   ``training.synthesis.datasets.DetectionDataset``) or ``"folder"`` (a ``lesion-train
   synth`` output folder named by ``folder``, read by ``FolderDetectionDataset``);
 - ``val_seed``, ``val_photos``: the fixed synthetic validation photos (another seed);
-- ``synth_config``: overrides of ``training.synthesis.detection.SynthConfig`` fields.
+- ``synth_config``: overrides of ``training.synthesis.detection.SynthConfig`` fields;
+- ``hard_negatives`` (optional, with ``source: folder``): a ``lesion-train mine-negatives``
+  JSON of that folder, for the crops' ``hard_negative`` share.
 """
 
 from __future__ import annotations
@@ -58,6 +60,16 @@ def detection_dataset(data_cfg: dict, *, length: int) -> Dataset:
             raise DataError(folder, "synthetic folder holds no photos")
         return dataset
     raise DataError(Path("config"), f"unknown data source {source!r} (synthetic or folder)")
+
+
+def hard_negatives(data_cfg: dict) -> dict[int, np.ndarray] | None:
+    """{photo index: (N, 2) centroids} of the recipe's mined hard negatives, or None."""
+    path = data_cfg.get("hard_negatives")
+    if not path:
+        return None
+    from training.hard_negatives import read_hard_negatives
+
+    return read_hard_negatives(Path(path))
 
 
 @dataclass(frozen=True)
@@ -137,6 +149,19 @@ def data_summary(data_cfg: dict, *, epochs: int) -> dict:
     }
     if source == "folder":
         summary["folder"] = str(data_cfg.get("folder"))
+        if data_cfg.get("pool_command"):
+            summary["pool_command"] = data_cfg["pool_command"]
+    if data_cfg.get("hard_negatives"):
+        import json
+
+        path = Path(data_cfg["hard_negatives"])
+        mined = json.loads(path.read_text(encoding="utf-8"))
+        summary["hard_negatives"] = {
+            "file": str(path),
+            "mined_with": mined.get("model"),
+            "min_score": mined.get("min_score"),
+            "regions": sum(len(v) for v in mined.get("negatives", {}).values()),
+        }
     try:
         summary["synth_config"] = _jsonable(dataclasses.asdict(synth_config(data_cfg)))
     except ImportError:

@@ -39,7 +39,12 @@ from tqdm import tqdm
 from core.errors import DataError, ModelError
 from training import distributed as dist_utils
 from training.detector_crops import CropDataset, CropRecipe, EpochSampler, collate_crops
-from training.detector_data import ValidationSet, data_summary, detection_dataset
+from training.detector_data import (
+    ValidationSet,
+    data_summary,
+    detection_dataset,
+    hard_negatives,
+)
 from training.metrics import MIN_DIAMETER_PX, LesionDetectionMetric
 from training.train_options import add_common_training_options
 from training.warm_start import load_warm_start
@@ -352,6 +357,7 @@ def _train(args: argparse.Namespace, cfg: dict, digest: str, info: dist_utils.Di
         epochs=epochs,
         seed=int(cfg["seed"]),
         fresh_photos_per_epoch=fresh,
+        negatives=hard_negatives(cfg["data"]),
     )
     per_process = photos_per_epoch // info.world_size
     steps = max(1, per_process // int(t["photos_per_batch"]))

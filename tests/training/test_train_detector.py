@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import training.train_detector as td
+from core.errors import DataError
 from core.model_folder import load_model_folder
 from tests.training.detector_standins import TINY_CONFIG, use_toy_data
 from training.train_detector import DetectorLoss, configure, run
@@ -171,3 +172,24 @@ def test_border_bars_are_background() -> None:
         assert 0 < (lab == 0).mean() <= 0.45
         bar = lab == 0
         assert img[~bar].mean() > img[bar].mean() or img[bar].mean() > 60  # painted band
+
+
+def test_hard_negatives_are_recorded_and_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_toy_data(monkeypatch.setattr)
+    mined = tmp_path / "negatives.json"
+    mined.write_text(
+        json.dumps({"model": {"name": "detector"}, "min_score": 0.3,
+                    "negatives": {"0": [[40.0, 30.0, 0.9]], "2": [[10.0, 20.0, 0.7]]}})
+    )  # fmt: skip
+    config = copy.deepcopy(TINY_CONFIG)
+    config["train"]["epochs"] = 1
+    config["data"]["hard_negatives"] = str(mined)
+    config["crops"]["hard_negative"] = 0.5
+    assert run(_args(tmp_path, config)) == 0
+    _, meta = load_model_folder(tmp_path / "model")
+    assert meta["data"]["hard_negatives"]["regions"] == 2
+    config["data"]["hard_negatives"] = str(tmp_path / "missing.json")
+    with pytest.raises(DataError, match="missing.json"):
+        run(_args(tmp_path, config))
