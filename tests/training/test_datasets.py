@@ -51,7 +51,7 @@ def test_pair_dataset_crop_keeps_flow_consistent() -> None:
     assert (bx >= 0).all() and (bx <= 63).all() and (by >= 0).all() and (by <= 63).all()
 
 
-def _synth(tmp: Path, kind: str, monkeypatch) -> Path:
+def _synth(tmp: Path, kind: str, monkeypatch, *extra: str) -> Path:
     # the CLI builds sources from the config; route them to the stand-ins
     monkeypatch.setattr(
         "training.synthesis.detection.default_sources", lambda *a, **k: STANDINS, raising=True
@@ -72,6 +72,7 @@ def _synth(tmp: Path, kind: str, monkeypatch) -> Path:
             "160",
             "--height",
             "128",
+            *extra,
         ]
     )
     assert cli.run(args) == 0
@@ -103,6 +104,16 @@ def test_synth_cli_detection_is_bit_identical_and_readable(tmp_path, monkeypatch
     manifest = json.loads((a / "manifest.json").read_text())
     ids = set(np.unique(item["instance_map"].numpy())) - {0}
     assert ids == {les["id"] for les in manifest["samples"][1]["lesions"]}
+
+
+def test_synth_cli_body_pool_zero_gives_a_new_body_per_photo(tmp_path, monkeypatch) -> None:
+    out = _synth(tmp_path / "fresh", "detection", monkeypatch, "--body-pool", "0")
+    assert json.loads((out / "manifest.json").read_text())["config"]["body_pool"] == 0
+    item = FolderDetectionDataset(out)[2]
+    direct = DetectionDataset(
+        3, 5, replace(SynthConfig(), width=160, height=128, body_pool=0), sources=STANDINS
+    )[2]
+    assert torch.equal(item["image"], direct["image"])
 
 
 def test_synth_cli_pairs_round_trip(tmp_path, monkeypatch) -> None:

@@ -41,6 +41,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--bodies", default="procedural", help='body source: "procedural" or a folder'
     )
+    parser.add_argument(
+        "--body-pool",
+        type=int,
+        default=SynthConfig.body_pool,
+        help="bodies made per seed and re-augmented for every sample (0: a new body for "
+        "every sample; a network that sees few bodies learns their look-alikes by heart)",
+    )
     parser.add_argument("--sheet", type=int, default=6, help="samples on the contact sheet")
 
 
@@ -82,11 +89,18 @@ def _sheet(out: Path, kind: str, entries: list[dict]) -> np.ndarray:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.n < 1 or args.width < 64 or args.height < 64 or args.workers < 1:
-        print("lesion-train synth: --n and --workers must be >= 1, --width/--height >= 64")
+    if args.n < 1 or args.width < 64 or args.height < 64 or args.workers < 1 or args.body_pool < 0:
+        print(
+            "lesion-train synth: --n and --workers must be >= 1, --width/--height >= 64, "
+            "--body-pool >= 0"
+        )
         return 2
     config = SynthConfig(
-        width=args.width, height=args.height, lesion_source=args.lesions, body_source=args.bodies
+        width=args.width,
+        height=args.height,
+        lesion_source=args.lesions,
+        body_source=args.bodies,
+        body_pool=args.body_pool,
     )
     out: Path = args.out
     store.make_dirs(out, args.kind)
