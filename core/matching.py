@@ -478,7 +478,8 @@ def split_by_field_of_view(
         (new if _inside(view_of_a, by_id_b[i].centroid, margin) else outside_a).append(i)
     h_b, w_b = shape_b[:2]
     frame_b = np.array([[0, 0], [w_b - 1, 0], [w_b - 1, h_b - 1], [0, h_b - 1]], np.float32)
-    unmatched_a = [le for le in lesions_a if le.id in set(gone_from_a)]
+    unmatched = set(gone_from_a)
+    unmatched_a = [le for le in lesions_a if le.id in unmatched]
     gone, outside_b = [], []
     for carried in carry_lesions(unmatched_a, flow):
         (gone if _inside(frame_b, carried.centroid, margin) else outside_b).append(carried.id)

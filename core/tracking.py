@@ -98,14 +98,17 @@ def estimate_flow_with(
     ``refine_size``, at most A's own) and refined there (:func:`core.flow_refinement.refine_flow`)
     before it is brought to full resolution.
     """
-    a, b = resize_pair(image_a, image_b, working_size)
-    flow = flow_fn(a, b)
     refine_size = min(int(refine_size), max(image_a.shape[:2]))
-    if refine_size > max(a.shape[:2]):
-        from core.flow_refinement import refine_flow
+    if refine_size <= max(working_shape(*image_a.shape[:2], working_size)):
+        a, b = resize_pair(image_a, image_b, working_size)
+        return flow_to_full_resolution(flow_fn(a, b), image_a.shape, image_b.shape)
+    from core.flow_refinement import refine_flow
 
-        a, b = resize_pair(image_a, image_b, refine_size)
-        flow = refine_flow(a, b, flow_to_full_resolution(flow, a.shape, b.shape))
+    # the full-resolution photos are shrunk once; the working pair comes from the finer one
+    fine_a, fine_b = resize_pair(image_a, image_b, refine_size)
+    a, b = resize_pair(fine_a, fine_b, working_size)
+    coarse = flow_to_full_resolution(flow_fn(a, b), fine_a.shape, fine_b.shape)
+    flow = refine_flow(fine_a, fine_b, coarse)
     return flow_to_full_resolution(flow, image_a.shape, image_b.shape)
 
 
