@@ -1,6 +1,7 @@
 """Lesion matching between two photos, change figures, and identities over chains of visits.
 
-Lesions of photo A are carried into photo B by the flow (A pixel + flow = its position in B)
+Lesions of photo A are carried into photo B by the flow (A pixel + flow = its position in B),
+corrected where their neighbours agree the flow is locally off (:mod:`core.lesion_consensus`),
 and matched one-to-one to B's lesions with the Hungarian algorithm, gated by a distance that
 grows with the lesion's size. Unmatched lesions of B are new, unmatched lesions of A are gone,
 except where the other photo does not show that skin at all (the camera moved): an unmatched
@@ -20,6 +21,7 @@ import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from core.lesion_consensus import consensus_shifts
 from core.types import Lesion, LesionMatch
 
 #: Distance gate: a carried A lesion may match a B lesion whose centroid lies within
@@ -278,11 +280,15 @@ def match_lesions(
     flow: np.ndarray,
     image_a: np.ndarray,
     image_b: np.ndarray,
+    *,
+    use_consensus: bool = True,
 ) -> tuple[tuple[LesionMatch, ...], tuple[int, ...], tuple[int, ...]]:
     """Match A's lesions to B's one-to-one after carrying them by ``flow``.
 
     flow: float32 (H_A, W_A, 2), A pixel + flow = its position in B.
     image_a, image_b: (H, W, 3) uint8 RGB photos the lesions were found on.
+    use_consensus: correct the carried positions where neighbouring lesions agree that the
+    flow is locally off (:func:`core.lesion_consensus.consensus_shifts`); off, the flow alone.
     Returns (matches, new_in_b, gone_from_a): matches sorted by A id; ids ascending.
     A pair is allowed when the distance d between the carried A centroid and B's centroid is
     within the gate g = GATE_RADII * max(r_A * sqrt(scale), r_B) + GATE_MIN_FRACTION * diag_B.
@@ -298,9 +304,7 @@ def match_lesions(
         return (), tuple(sorted(ids_b)), tuple(sorted(ids_a))
     carried = carry_lesions(lesions_a, flow)
     diag_b = float(np.hypot(*image_b.shape[:2]))
-    pos_a = np.array([c.centroid for c in carried])
     pos_b = np.array([le.centroid for le in lesions_b], np.float64)
-    dist = np.linalg.norm(pos_a[:, None] - pos_b[None], axis=2)
     r_a = np.array(
         [
             _equivalent_radius(le.area_px) * np.sqrt(c.scale)
@@ -309,6 +313,12 @@ def match_lesions(
     )
     r_b = np.array([_equivalent_radius(le.area_px) for le in lesions_b])
     gate = GATE_RADII * np.maximum(r_a[:, None], r_b[None]) + GATE_MIN_FRACTION * diag_b
+    pos_a = np.array([c.centroid for c in carried])
+    if use_consensus:
+        pos_a = pos_a + consensus_shifts(
+            np.array([le.centroid for le in lesions_a], np.float64), pos_a, pos_b, gate, diag_b
+        )
+    dist = np.linalg.norm(pos_a[:, None] - pos_b[None], axis=2)
     cost = np.where(dist <= gate, dist / gate, 1e6)
     rows, cols = linear_sum_assignment(cost)
     matches = []

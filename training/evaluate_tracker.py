@@ -11,8 +11,10 @@ Every method runs end to end at the same working resolution (:func:`core.trackin
 .estimate_flow_with`). The tracker as shipped also refines its flow at ``--refine-size``
 (:mod:`core.flow_refinement`); so that what each part buys is measured, the network alone
 ("tracker, network only") and DIS alone at the refinement resolution ("DIS (medium) at
-refine size") run too. Reported per method and set: PCK(alpha = p / L, L the diagonal of A)
-for alpha 0..0.1 (a PNG plot and the numbers at 0.01, 0.02, 0.05, 0.1), mean EPE, lesion
+refine size") run too, and the tracker's flow is also scored with lesion matching by the flow
+alone ("tracker, no lesion consensus", see :mod:`core.lesion_consensus`). Reported per method
+and set: PCK(alpha = p / L, L the diagonal of A) for alpha 0..0.1 (a PNG plot and the
+numbers at 0.01, 0.02, 0.05, 0.1), mean EPE, lesion
 matching accuracy (share of A's lesions whose outcome - the right B lesion, or gone - is
 right, with :func:`core.matching.match_lesions` on true lesion outlines), new-lesion recall
 and precision, and the median seconds per pair.
@@ -106,15 +108,23 @@ class Tally:
         }
 
 
-def score_pair(tally: Tally, pair: KnownPair, flow: np.ndarray) -> None:
-    """Add one pair's flow errors and matching outcome to ``tally``."""
+def score_pair(
+    tally: Tally, pair: KnownPair, flow: np.ndarray, *, use_consensus: bool = True
+) -> None:
+    """Add one pair's flow errors and matching outcome to ``tally`` (``use_consensus``: see
+    :func:`core.matching.match_lesions`)."""
     diag = float(np.hypot(*pair.image_a.shape[:2]))
     err = np.linalg.norm(flow - pair.flow, axis=2)[pair.valid][::3]
     tally.hits += (err[None, :] < ALPHAS[:, None] * diag).sum(1)
     tally.pixels += err.size
     tally.epe_sum += float(err.sum())
     matches, unmatched_b, unmatched_a = match_lesions(
-        pair.lesions_a, pair.lesions_b, flow, pair.image_a, pair.image_b
+        pair.lesions_a,
+        pair.lesions_b,
+        flow,
+        pair.image_a,
+        pair.image_b,
+        use_consensus=use_consensus,
     )
     # lesions only B shows because the camera moved are not new (the truth agrees)
     new_in_b, *_ = split_by_field_of_view(
@@ -207,15 +217,27 @@ def end_to_end(fn: FlowFn, working_size: int, refine_size: int = 0) -> Method:
     return method
 
 
-def evaluate(methods: dict[str, Method], pairs: Iterator[KnownPair]) -> dict[str, dict]:
-    tallies = {name: Tally(hits=np.zeros(len(ALPHAS), np.int64), seconds=[]) for name in methods}
+#: Suffix of the row that scores a method's flow with flow-only lesion matching.
+NO_CONSENSUS = ", no lesion consensus"
+
+
+def evaluate(
+    methods: dict[str, Method], pairs: Iterator[KnownPair], consensus_ablation: tuple[str, ...] = ()
+) -> dict[str, dict]:
+    """Every method on every pair; the methods named in ``consensus_ablation`` are also scored
+    (same flow) with lesion matching by the flow alone, under ``name + NO_CONSENSUS``."""
+    names = list(methods) + [name + NO_CONSENSUS for name in consensus_ablation]
+    tallies = {name: Tally(hits=np.zeros(len(ALPHAS), np.int64), seconds=[]) for name in names}
     for pair in pairs:
         for name, method in methods.items():
             t0 = time.perf_counter()
             flow = method(pair.image_a, pair.image_b)
             tallies[name].seconds.append(time.perf_counter() - t0)
             score_pair(tallies[name], pair, flow)
-    return {name: t.summary() for name, t in tallies.items()}
+            if name in consensus_ablation:
+                tallies[name + NO_CONSENSUS].seconds.append(tallies[name].seconds[-1])
+                score_pair(tallies[name + NO_CONSENSUS], pair, flow, use_consensus=False)
+    return {name: tallies[name].summary() for name in names}
 
 
 def plot_pck(results: dict[str, dict[str, dict]], path: Path) -> None:
@@ -260,12 +282,15 @@ def run(args: argparse.Namespace) -> int:
             methods["DIS (medium) at refine size"] = end_to_end(
                 BASELINES["DIS (medium)"], args.refine_size
             )
+    ablation = ("tracker",)
     results = {
         "held-out synthetic pairs": evaluate(
-            methods, synthetic_pairs(config, args.synthetic_pairs, args.seed)
+            methods, synthetic_pairs(config, args.synthetic_pairs, args.seed), ablation
         ),
         "real tiles, known deformations": evaluate(
-            methods, real_tile_pairs(args.real_tiles, args.real_pairs_per_tile, args.seed)
+            methods,
+            real_tile_pairs(args.real_tiles, args.real_pairs_per_tile, args.seed),
+            ablation,
         ),
     }
     out = Path(args.out_dir)

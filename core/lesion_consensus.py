@@ -1,0 +1,91 @@
+"""Correcting where the flow carries lesions by the agreement of their neighbours.
+
+The flow between two visits is good almost everywhere but can be off by a few percent of the
+photo over a whole region (plain skin gives it nothing to hold on to). There a carried lesion
+misses its partner by more than the matching gate, and the clinician is told of one lesion
+gone and one new where nothing happened. Lesions are the best landmarks skin has, and a
+regional error moves a lesion's neighbours the same way: if one shift t lines up several of a
+lesion's neighbours with lesions of photo B that the flow alone does not line up, t is the
+flow's local error and the lesion is moved by it. One lesion alone can never move itself (a
+shift needs :data:`MIN_SUPPORT` lesions), so a lone new lesion cannot be pulled onto an old one.
+
+Coordinates: (x, y) pixels of photo B for carried and B positions, of photo A for A positions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+#: Neighbours of a lesion: its NEIGHBOURS nearest A lesions (itself included) that lie within
+#: this fraction of B's diagonal of it (in A); the count bounds the work on crowded backs.
+NEIGHBOURHOOD_FRACTION = 0.25
+NEIGHBOURS = 16
+#: Largest local flow error looked for, as a fraction of B's diagonal; each neighbour proposes
+#: the shifts to its CANDIDATES_PER_NEIGHBOUR nearest B lesions within it.
+SEARCH_FRACTION = 0.15
+CANDIDATES_PER_NEIGHBOUR = 6
+#: A shift must line up at least this many neighbours (the lesion itself included) ...
+MIN_SUPPORT = 3
+#: ... and this many more than the flow as it is, to replace it.
+SUPPORT_MARGIN = 2
+
+
+def consensus_shifts(
+    points_a: np.ndarray,
+    carried: np.ndarray,
+    points_b: np.ndarray,
+    gate: np.ndarray,
+    diagonal_b: float,
+) -> np.ndarray:
+    """Per A lesion, the correction to add to its carried position (0 where none is agreed).
+
+    points_a: float (N, 2) lesion centroids in A; carried: float (N, 2) the same lesions
+    carried into B by the flow; points_b: float (M, 2) B's lesion centroids; gate: float
+    (N, M) the matching gate of each pair (pixels of B); diagonal_b: B's diagonal in pixels.
+    Returns float64 (N, 2).
+
+    For lesion i, every shift that lines a neighbour k up with a B lesion within the search
+    radius is a candidate; a candidate's support is the number of neighbours it brings within
+    the gate of some B lesion. The best candidate replaces the zero shift when its support
+    reaches :data:`MIN_SUPPORT` and beats the zero shift's by :data:`SUPPORT_MARGIN`; the
+    correction is then the median offset of the neighbours it lines up.
+    """
+    points_a = np.asarray(points_a, np.float64).reshape(-1, 2)
+    carried = np.asarray(carried, np.float64).reshape(-1, 2)
+    points_b = np.asarray(points_b, np.float64).reshape(-1, 2)
+    shifts = np.zeros_like(carried)
+    if len(points_a) < MIN_SUPPORT or len(points_b) < MIN_SUPPORT:
+        return shifts
+    tree_a, tree_b = cKDTree(points_a), cKDTree(points_b)
+    search = SEARCH_FRACTION * diagonal_b
+
+    k_nearest = min(NEIGHBOURS, len(points_a))
+    radius = NEIGHBOURHOOD_FRACTION * diagonal_b
+    for i in range(len(points_a)):
+        distance, neighbours = tree_a.query(points_a[i], k_nearest, distance_upper_bound=radius)
+        neighbours = np.atleast_1d(neighbours)[np.isfinite(np.atleast_1d(distance))]
+        if len(neighbours) < MIN_SUPPORT:
+            continue
+        gap, near_b = tree_b.query(
+            carried[neighbours],
+            min(CANDIDATES_PER_NEIGHBOUR, len(points_b)),
+            distance_upper_bound=search,
+        )
+        found = np.isfinite(gap.reshape(len(neighbours), -1))
+        proposals = points_b[near_b.reshape(len(neighbours), -1)[found]]
+        from_neighbour = np.repeat(neighbours, found.sum(1))
+        candidates = np.concatenate([np.zeros((1, 2)), proposals - carried[from_neighbour]])
+        # every candidate shift applied to every neighbour, in one query
+        moved = carried[neighbours][None] + candidates[:, None]
+        gap, nearest = tree_b.query(moved.reshape(-1, 2))
+        gap, nearest = gap.reshape(moved.shape[:2]), nearest.reshape(moved.shape[:2])
+        hits = gap <= gate[neighbours[None], nearest]
+        support = hits.sum(1)
+        # the smallest shift wins a tie: the flow is trusted until outvoted
+        best = int(np.argmax(support - 1e-9 * np.hypot(candidates[:, 0], candidates[:, 1])))
+        if support[best] < MIN_SUPPORT or support[best] < support[0] + SUPPORT_MARGIN:
+            continue
+        ok = hits[best]
+        shifts[i] = np.median(points_b[nearest[best][ok]] - carried[neighbours[ok]], axis=0)
+    return shifts
