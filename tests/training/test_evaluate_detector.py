@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from core.model_folder import load_model_folder, save_model_folder
 from core.models.registry import build_model
@@ -176,3 +177,33 @@ def test_closeup_side_is_chosen_on_training_patients_only(tmp_path: Path) -> Non
     side, aucs = ev.choose_closeup_side(detect, pad, sides=(96, 128))
     assert seen == [96] * 6 + [128] * 6 and set(aucs) == {"96", "128"}
     assert side == 96  # a tie (no signal at either side) goes to the smaller side
+
+
+class _WithPixelSize(ToyDetectionDataset):
+    """Toy photos whose pixels are ``mm_per_px`` mm on the skin."""
+
+    mm_per_px = 0.2
+
+    def __getitem__(self, index: int) -> dict:
+        return {**super().__getitem__(index), "mm_per_px": torch.tensor(self.mm_per_px)}
+
+
+def test_lesions_under_2mm_are_dont_care_in_the_clinical_figures() -> None:
+    dataset = _WithPixelSize(4, 11)
+    oracle = _oracle(dataset)
+    diameters = []
+    for i in range(len(dataset)):
+        inst = np.asarray(dataset[i]["instance_map"])
+        diameters += [2 * np.sqrt((inst == k).sum() / np.pi) for k in np.unique(inst) if k]
+    cut_px = ev.CLINICAL_MIN_DIAMETER_MM / dataset.mm_per_px
+    assert min(diameters) < cut_px < max(diameters)  # the toy photos have both kinds
+
+    def large_only(image: np.ndarray) -> Detection:
+        found = oracle(image)
+        kept = tuple(le for le in found.lesions if 2 * np.sqrt(le.area_px / np.pi) >= cut_px)
+        return Detection(found.heatmap, kept, INFO)
+
+    out, _ = ev.evaluate_synthetic({"detector": large_only}, dataset, 4, {}, progress=print)
+    assert out["detector"]["recall"] < 1.0
+    assert out["detector"]["lesions_from_2mm"]["recall"] == 1.0
+    assert out["detector"]["lesions_from_2mm"]["n_true"] < out["detector"]["n_true"]

@@ -136,7 +136,9 @@ class DetectionDataset(_SyntheticDataset):
 
     def _item(self, index: int) -> dict[str, torch.Tensor]:
         s = make_detection_sample(index, self.seed, self.config, sources=self.sources)
-        return detection_item(s.image, s.class_map, s.instance_map, self.crop, self.seed, index)
+        item = detection_item(s.image, s.class_map, s.instance_map, self.crop, self.seed, index)
+        item["mm_per_px"] = torch.tensor(float(s.mm_per_px))  # pixel size on the skin
+        return item
 
 
 class PairDataset(_SyntheticDataset):
