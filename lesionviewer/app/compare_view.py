@@ -30,7 +30,13 @@ from PySide6.QtWidgets import (
 from core.io import load_photo
 from lesionviewer.app.graphics_items import LesionOutlineItem, NumberLabel
 from lesionviewer.app.imaging import to_qimage
-from lesionviewer.app.view_data import CompareData, FlagItem, LesionMark, flagged_items
+from lesionviewer.app.view_data import (
+    CompareData,
+    FlagItem,
+    LesionMark,
+    flagged_items,
+    is_faint_new,
+)
 from lesionviewer.workers import WorkerPool
 
 #: Line colour per change level (kept apart from the red/yellow of the classes).
@@ -121,8 +127,10 @@ class CompareScene(QGraphicsView):
             line = scene.addLine(p_a.x(), p_a.y(), p_b.x(), p_b.y(), pen)
             line.setZValue(2.5)  # under the outlines and numbers
             self.lines[(link.a.observation_id, link.b.observation_id)] = line
+        faint = tuple(m for m in data.new_in_b if is_faint_new(m))
         for side, marks, color, text in (
-            ("b", data.new_in_b, NEW_COLOR, "NEW"),
+            ("b", tuple(m for m in data.new_in_b if m not in faint), NEW_COLOR, "NEW"),
+            ("b", faint, NEW_COLOR.lighter(130), "NEW?"),
             ("a", data.gone_from_a, GONE_COLOR, "GONE"),
             ("b", data.outside_view_of_a, OUT_OF_VIEW_COLOR, "NOT IN VIEW"),
             ("a", data.outside_view_of_b, OUT_OF_VIEW_COLOR, "NOT IN VIEW"),
@@ -207,6 +215,7 @@ class CompareView(QWidget):
         self.title = QLabel("Choose two visits to compare")
         self.title.setStyleSheet("font-weight: bold")
         self.flag_list = QListWidget()
+        self._flags: list[FlagItem] = []
         self.flag_list.setMinimumWidth(240)
         self.flag_list.setWordWrap(True)
         self.relink_button = QPushButton("Link selected A + B")
@@ -268,11 +277,15 @@ class CompareView(QWidget):
         self.scene_view.show_pair(data, pair)
         self.selected = {"a": None, "b": None}
         self.flag_list.clear()
-        for flag in flagged_items(data):
+        # the rows hold an index into this list, not the FlagItem: a Python object kept in
+        # a QVariant can outlive the interpreter's objects at exit and crash it
+        self._flags = flagged_items(data)
+        for index, flag in enumerate(self._flags):
             row = QListWidgetItem(flag.text)
-            row.setData(Qt.ItemDataRole.UserRole, flag)
+            row.setData(Qt.ItemDataRole.UserRole, index)
             color = {
                 "new": NEW_COLOR,
+                "faint new": NEW_COLOR.lighter(130),
                 "changed": LINE_COLORS["changed"],
                 "malignant": QColor(235, 30, 30),
                 "gone": QColor(120, 120, 120),
@@ -281,19 +294,21 @@ class CompareView(QWidget):
                 row.setForeground(QBrush(color.darker(130)))
             self.flag_list.addItem(row)
         n_new, n_changed = len(data.new_in_b), sum(lk.level == "changed" for lk in data.links)
+        n_faint = sum(is_faint_new(m) for m in data.new_in_b)
         n_hidden = len(data.outside_view_of_a) + len(data.outside_view_of_b)
+        new_text = f"{n_new} new" + (f" ({n_faint} faint)" if n_faint else "")
         self.title.setText(
             f"{data.photo_a.visit_label} -> {data.photo_b.visit_label} ({data.photo_b.body_site}): "
-            f"{len(data.links)} matched, {n_new} new, {len(data.gone_from_a)} gone, "
+            f"{len(data.links)} matched, {new_text}, {len(data.gone_from_a)} gone, "
             f"{n_changed} changed" + (f", {n_hidden} outside the other photo" if n_hidden else "")
         )
         self._update_buttons()
 
     def flags(self) -> list[FlagItem]:
-        return [
-            self.flag_list.item(i).data(Qt.ItemDataRole.UserRole)
-            for i in range(self.flag_list.count())
-        ]
+        return [self._flag_of(self.flag_list.item(i)) for i in range(self.flag_list.count())]
+
+    def _flag_of(self, row: QListWidgetItem) -> FlagItem:
+        return self._flags[int(row.data(Qt.ItemDataRole.UserRole))]
 
     # -- selection and corrections -------------------------------------------------------
     def _on_scene_click(self, observation_id: int, side: str) -> None:
@@ -305,7 +320,7 @@ class CompareView(QWidget):
     def _on_flag_selected(self, item: QListWidgetItem | None, _previous=None) -> None:
         if item is None:
             return
-        flag: FlagItem = item.data(Qt.ItemDataRole.UserRole)
+        flag = self._flag_of(item)
         self.selected = {
             "a": flag.mark_a.observation_id if flag.mark_a else None,
             "b": flag.mark_b.observation_id if flag.mark_b else None,
@@ -314,7 +329,7 @@ class CompareView(QWidget):
         self._update_buttons()
 
     def _on_flag_activated(self, item: QListWidgetItem) -> None:
-        flag: FlagItem = item.data(Qt.ItemDataRole.UserRole)
+        flag = self._flag_of(item)
         mark = flag.mark_b or flag.mark_a
         if mark is not None:
             self.lesion_clicked.emit(mark.observation_id)

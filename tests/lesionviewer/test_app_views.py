@@ -3,6 +3,7 @@ import dialog. Screenshots go to /tmp/app/ (look at them)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -265,3 +266,26 @@ def test_lesion_outline_item_is_clickable_inside() -> None:
     item = LesionOutlineItem(spot_marks()[1])
     assert item.shape().contains(QPointF(150, 110))
     assert not item.shape().contains(QPointF(10, 10))
+
+
+def test_faint_new_lesions_come_after_the_confident_alarms(qtbot, workers, tmp_path) -> None:
+    data = _comparison(tmp_path)
+    confident = replace(data.new_in_b[0], score=0.9)
+    spot = data.new_in_b[0]
+    faint = replace(spot, observation_id=91, label="L91", centroid=(40.0, 150.0), score=0.45)
+    drawn = replace(spot, observation_id=92, label="L92", centroid=(280.0, 150.0), score=0.3)
+    drawn = replace(drawn, manual=True)
+    data = replace(data, new_in_b=(faint, confident, drawn))
+    items = flagged_items(data)
+    assert [f.reason for f in items] == ["new", "new", "changed", "faint new", "gone", "stable"]
+    assert "P(lesion) 0.45" in items[3].text and items[3].mark_b == faint
+    view = CompareView(workers)
+    qtbot.addWidget(view)
+    view.resize(1100, 520)
+    view.show()
+    view.show_comparison(data)
+    qtbot.waitUntil(lambda: view.flag_list.count() == len(items), timeout=5000)
+    texts = [t.text() for t in view.scene_view.scene().items() if hasattr(t, "text")]
+    assert texts.count("NEW") == 2 and texts.count("NEW?") == 1
+    assert "3 new (1 faint)" in view.title.text()
+    shot(view, "compare_view_faint_new.png")
