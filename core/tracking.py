@@ -1,8 +1,10 @@
 """Tracking inference: dense flow from photo A to photo B at a working resolution.
 
 Photos of any size and aspect are resized to one working size (A's aspect, long side
-``working_size``, multiples of 32; B is resized to the same size), the network runs there,
-and the flow is brought back to A's full resolution, with B's own scale, so that
+``working_size``, multiples of 32; B is resized to the same size), the network runs there
+(twice: again on B pre-aligned by the similarity its first flow implies,
+:mod:`core.prealignment`), the flow is refined at a finer resolution
+(:mod:`core.flow_refinement`) and brought back to A's full resolution, with B's own scale, so that
 A pixel (x, y) + flow[y, x] = its position in B's full-resolution pixels.
 Coordinates: x right, y down, pixel centres at integer coordinates.
 """
@@ -17,6 +19,7 @@ import numpy as np
 
 from core.device import choose_device
 from core.matching import match_lesions, split_by_field_of_view
+from core.prealignment import prealigned
 from core.types import Detection, ModelInfo, Tracking
 
 if TYPE_CHECKING:  # torch is imported only on the torch path (the desktop build has none)
@@ -147,6 +150,7 @@ def estimate_flow(
     device: Any = "auto",
     working_size: int | None = None,
     refine_size: int = REFINE_SIZE,
+    prealign: bool = True,
 ) -> np.ndarray:
     """Dense flow A -> B: float32 (H_A, W_A, 2), A pixel + flow = its position in B.
 
@@ -155,6 +159,8 @@ def estimate_flow(
     ``working_size`` attribute (what it was trained for), else :data:`WORKING_SIZE`.
     refine_size: long side of the residual refinement (see :func:`estimate_flow_with`);
     0 gives the network's flow alone.
+    prealign: run the network a second time on B pre-aligned by the similarity its first
+    flow implies (:func:`core.prealignment.prealigned`).
     """
     if working_size is None:
         working_size = int(getattr(model, "working_size", WORKING_SIZE))
@@ -163,8 +169,9 @@ def estimate_flow(
             raise ValueError(
                 f"photo {name} must be uint8 (H, W, 3), got {image.dtype} {image.shape}"
             )
+    flow_fn = network_flow_fn(model, device)
     return estimate_flow_with(
-        network_flow_fn(model, device),
+        prealigned(flow_fn) if prealign else flow_fn,
         image_a,
         image_b,
         working_size=working_size,
