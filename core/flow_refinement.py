@@ -46,7 +46,7 @@ def _sample(image: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     return cv2.remap(image, xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-def _local_contrast(image: np.ndarray, window: int) -> np.ndarray:
+def local_contrast(image: np.ndarray, window: int) -> np.ndarray:
     """float32 grey levels minus their mean over ``window``: blind to the brightness and
     white-balance shifts between visits."""
     image = image.astype(np.float32)
@@ -55,7 +55,7 @@ def _local_contrast(image: np.ndarray, window: int) -> np.ndarray:
 
 def _local_error(contrast_a: np.ndarray, b_at_a: np.ndarray, window: int) -> np.ndarray:
     """Mean absolute difference over ``window`` of A's local contrast and B's (sampled at A)."""
-    diff = np.abs(contrast_a - _local_contrast(b_at_a, window))
+    diff = np.abs(contrast_a - local_contrast(b_at_a, window))
     return cv2.boxFilter(diff, -1, (window, window))
 
 
@@ -89,7 +89,7 @@ def refine_flow(image_a: np.ndarray, image_b: np.ndarray, flow: np.ndarray) -> n
     composed = residual + _sample(flow, xs + residual[..., 0], ys + residual[..., 1])
     direct = dis.calc(gray_a, gray_b, None)
     candidates = (flow, composed, direct)
-    contrast_a = _local_contrast(gray_a, window)
+    contrast_a = local_contrast(gray_a, window)
     errors = np.stack(
         [
             _local_error(contrast_a, _sample(gray_b, xs + f[..., 0], ys + f[..., 1]), window)

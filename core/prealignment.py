@@ -22,6 +22,8 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+from core.flow_refinement import local_contrast
+
 #: A flow function at working resolution (see :data:`core.tracking.FlowFn`).
 FlowFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -77,12 +79,10 @@ def photometric_error(image_a: np.ndarray, image_b: np.ndarray, flow: np.ndarray
     if inside.mean() < MIN_OVERLAP:
         return float("inf")
     window = max(5, int(CONTRAST_WINDOW_FRACTION * max(h, w)) | 1)
-    gray_a = cv2.cvtColor(image_a, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    gray_b = cv2.cvtColor(image_b, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    gray_b = cv2.cvtColor(image_b, cv2.COLOR_RGB2GRAY)
     b_at_a = cv2.remap(gray_b, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    contrast_a = gray_a - cv2.boxFilter(gray_a, -1, (window, window))
-    contrast_b = b_at_a - cv2.boxFilter(b_at_a, -1, (window, window))
-    return float(np.abs(contrast_a - contrast_b)[inside].mean())
+    contrast_a = local_contrast(cv2.cvtColor(image_a, cv2.COLOR_RGB2GRAY), window)
+    return float(np.abs(contrast_a - local_contrast(b_at_a, window))[inside].mean())
 
 
 def prealigned(flow_fn: FlowFn) -> FlowFn:
