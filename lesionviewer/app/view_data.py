@@ -100,7 +100,8 @@ class PhotoData:
 #: A new lesion the detector found with P(lesion) under this is listed as "faint new", after
 #: the confident alarms: on a later visit's photo, faint spots the earlier photo's detection
 #: did not reach are more often a lighting or focus difference than a new lesion (on the
-#: held-out synthetic photos, about 0.5 false positives per photo remain at P(lesion) 0.6).
+#: held-out synthetic photos the shipped detectors are down to about 0.5 false positives per
+#: photo at P(lesion) 0.5 to 0.6).
 FAINT_NEW_SCORE = 0.6
 
 #: How a matched lesion changed, worst first: the colour of its line in the compare view.
