@@ -19,6 +19,7 @@ import numpy as np
 
 from core.device import RuntimeDevice, choose_device
 from core.errors import Cancelled, ModelError
+from core.memory import avoid_hugepage_stalls
 from core.postprocess import PostprocessConfig, find_lesions
 from core.resources import models_dir
 from core.runtime import choose_backend, load_onnx_folder
@@ -80,6 +81,7 @@ class Analyzer:
         tracker_folder: Path,
         backend: str = "torch",
     ) -> None:
+        avoid_hugepage_stalls()  # full-resolution arrays: see core.memory
         self._device = device
         self._backend = backend
         self._detector = prepare_for_inference(detector, device) if backend == "torch" else detector
