@@ -127,9 +127,10 @@ class CompareScene(QGraphicsView):
             line = scene.addLine(p_a.x(), p_a.y(), p_b.x(), p_b.y(), pen)
             line.setZValue(2.5)  # under the outlines and numbers
             self.lines[(link.a.observation_id, link.b.observation_id)] = line
+        confident = tuple(m for m in data.new_in_b if not is_faint_new(m))
         faint = tuple(m for m in data.new_in_b if is_faint_new(m))
         for side, marks, color, text in (
-            ("b", tuple(m for m in data.new_in_b if m not in faint), NEW_COLOR, "NEW"),
+            ("b", confident, NEW_COLOR, "NEW"),
             ("b", faint, NEW_COLOR.lighter(130), "NEW?"),
             ("a", data.gone_from_a, GONE_COLOR, "GONE"),
             ("b", data.outside_view_of_a, OUT_OF_VIEW_COLOR, "NOT IN VIEW"),
@@ -215,7 +216,6 @@ class CompareView(QWidget):
         self.title = QLabel("Choose two visits to compare")
         self.title.setStyleSheet("font-weight: bold")
         self.flag_list = QListWidget()
-        self._flags: list[FlagItem] = []
         self.flag_list.setMinimumWidth(240)
         self.flag_list.setWordWrap(True)
         self.relink_button = QPushButton("Link selected A + B")
@@ -277,12 +277,9 @@ class CompareView(QWidget):
         self.scene_view.show_pair(data, pair)
         self.selected = {"a": None, "b": None}
         self.flag_list.clear()
-        # the rows hold an index into this list, not the FlagItem: a Python object kept in
-        # a QVariant can outlive the interpreter's objects at exit and crash it
-        self._flags = flagged_items(data)
-        for index, flag in enumerate(self._flags):
+        for flag in flagged_items(data):
             row = QListWidgetItem(flag.text)
-            row.setData(Qt.ItemDataRole.UserRole, index)
+            row.setData(Qt.ItemDataRole.UserRole, flag)
             color = {
                 "new": NEW_COLOR,
                 "faint new": NEW_COLOR.lighter(130),
@@ -305,10 +302,10 @@ class CompareView(QWidget):
         self._update_buttons()
 
     def flags(self) -> list[FlagItem]:
-        return [self._flag_of(self.flag_list.item(i)) for i in range(self.flag_list.count())]
-
-    def _flag_of(self, row: QListWidgetItem) -> FlagItem:
-        return self._flags[int(row.data(Qt.ItemDataRole.UserRole))]
+        return [
+            self.flag_list.item(i).data(Qt.ItemDataRole.UserRole)
+            for i in range(self.flag_list.count())
+        ]
 
     # -- selection and corrections -------------------------------------------------------
     def _on_scene_click(self, observation_id: int, side: str) -> None:
@@ -320,7 +317,7 @@ class CompareView(QWidget):
     def _on_flag_selected(self, item: QListWidgetItem | None, _previous=None) -> None:
         if item is None:
             return
-        flag = self._flag_of(item)
+        flag: FlagItem = item.data(Qt.ItemDataRole.UserRole)
         self.selected = {
             "a": flag.mark_a.observation_id if flag.mark_a else None,
             "b": flag.mark_b.observation_id if flag.mark_b else None,
@@ -329,7 +326,7 @@ class CompareView(QWidget):
         self._update_buttons()
 
     def _on_flag_activated(self, item: QListWidgetItem) -> None:
-        flag = self._flag_of(item)
+        flag: FlagItem = item.data(Qt.ItemDataRole.UserRole)
         mark = flag.mark_b or flag.mark_a
         if mark is not None:
             self.lesion_clicked.emit(mark.observation_id)
