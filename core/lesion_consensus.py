@@ -22,8 +22,9 @@ from scipy.spatial import cKDTree
 NEIGHBOURHOOD_FRACTION = 0.25
 NEIGHBOURS = 16
 #: Largest local flow error looked for, as a fraction of B's diagonal; each neighbour proposes
-#: the shifts to its CANDIDATES_PER_NEIGHBOUR nearest B lesions within it.
-SEARCH_FRACTION = 0.15
+#: the shifts to its CANDIDATES_PER_NEIGHBOUR nearest B lesions within it. The flow fails
+#: worst along a featureless limb, by up to the motion itself (a fifth of the photo).
+SEARCH_FRACTION = 0.2
 CANDIDATES_PER_NEIGHBOUR = 6
 #: A shift must line up at least this many neighbours (the lesion itself included) ...
 MIN_SUPPORT = 3

@@ -17,9 +17,14 @@ the tracker's flow scored with lesion matching by the flow alone ("tracker, no l
 consensus", see :mod:`core.lesion_consensus`). Reported per method and set: PCK(alpha =
 p / L, L the diagonal of A) for alpha 0..0.1 (a PNG plot and the numbers at 0.01, 0.02,
 0.05, 0.1), mean EPE, lesion matching accuracy (share of A's lesions whose outcome - the
-right B lesion, or gone - is right, with :func:`core.matching.match_lesions` on true lesion
-outlines), new-lesion recall
-and precision, and the median seconds per pair.
+right B lesion, or none - is right, with :func:`core.matching.match_lesions` on true lesion
+outlines), new-lesion recall and precision (B lesions called new after
+:func:`core.matching.split_by_field_of_view`), and the median seconds per pair.
+
+Lesion truth: a photo shows a lesion when at least ``MIN_VISIBLE_PX`` of its pixels are on it,
+the rule the synthetic correspondences use; a lesion of B is new when it appeared where photo
+A showed the skin at its centre (synthesis places new lesions only there; known-deformation
+pairs paint them anywhere on B and count only those as new).
 """
 
 from __future__ import annotations
@@ -143,12 +148,14 @@ def score_pair(
     tally.new_hit += len(set(new_in_b) & set(pair.new_in_b))
 
 
-def lesions_from_instances(instance_map: np.ndarray, class_map: np.ndarray) -> tuple[Lesion, ...]:
-    """Lesions of a synthetic label pair: id = instance id, p_malignant 1 on malignant pixels."""
+def lesions_from_instances(
+    instance_map: np.ndarray, class_map: np.ndarray, min_px: int = 1
+) -> tuple[Lesion, ...]:
+    """Lesions of a synthetic label pair: id = instance id, p_malignant 1 on malignant pixels;
+    instances of fewer than ``min_px`` pixels are left out."""
     out = []
-    for k in np.unique(instance_map):
-        if k == 0:
-            continue
+    ids, counts = np.unique(instance_map, return_counts=True)
+    for k in ids[(ids != 0) & (counts >= min_px)]:
         mask = instance_map == k
         lesion = lesion_from_mask(int(k), mask, float((class_map[mask] == 2).mean()))
         if lesion is not None:
@@ -164,20 +171,26 @@ def synthetic_pairs(config: dict, count: int, seed: int) -> Iterator[KnownPair]:
     w, h = 2 * int(data["width"]), 2 * int(data["height"])
     if data.get("source") in ("synth_pairs", "synth_folder", "mix"):
         from training.synthesis.detection import SynthConfig
-        from training.synthesis.pairs import make_pair_sample
+        from training.synthesis.pairs import MIN_VISIBLE_PX, make_pair_sample
 
         for i in range(count):
             s = make_pair_sample(i, seed, SynthConfig(**data.get("synth_config", {})))
+            # the lesions each photo shows by the same rule as the correspondences: a mole
+            # a few pixels wide on one photo neither matches nor counts as new or gone
+            lesions_a = lesions_from_instances(s.instance_map_a, s.class_map_a, MIN_VISIBLE_PX)
+            lesions_b = lesions_from_instances(s.instance_map_b, s.class_map_b, MIN_VISIBLE_PX)
+            shown_a = {le.id for le in lesions_a}
+            shown_b = {le.id for le in lesions_b}
             yield KnownPair(
                 s.image_a,
                 s.image_b,
                 s.flow,
                 s.valid,
-                lesions_from_instances(s.instance_map_a, s.class_map_a),
-                lesions_from_instances(s.instance_map_b, s.class_map_b),
+                lesions_a,
+                lesions_b,
                 tuple(s.correspondences),
-                tuple(s.new_in_b),
-                tuple(s.gone_from_a),
+                tuple(i for i in s.new_in_b if i in shown_b),
+                tuple(i for i in s.gone_from_a if i in shown_a),
             )
         return
     from training.tracker_data import WarpPairDataset

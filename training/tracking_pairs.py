@@ -40,7 +40,7 @@ class KnownPair:
     """image_a, image_b: uint8 (H, W, 3) RGB; flow: float32 (H, W, 2), A pixel + flow = its
     position in B; valid: bool (H, W), the position lies inside B.
     lesions_a/lesions_b: painted lesions (ids from 1); correspondences (id_a, id_b);
-    new_in_b and gone_from_a: ids."""
+    new_in_b: ids of B lesions painted where A showed the skin; gone_from_a: ids."""
 
     image_a: np.ndarray = field(repr=False)
     image_b: np.ndarray = field(repr=False)
@@ -192,6 +192,20 @@ def lesion_from_mask(lesion_id: int, mask: np.ndarray, p_malignant: float = 0.0)
     )
 
 
+def view_of_a_in_b(flow: np.ndarray, shape_b: tuple[int, int]) -> np.ndarray:
+    """Bool (H_B, W_B): the pixels of B that photo A shows, every A pixel moved by ``flow``
+    (float32 (H_A, W_A, 2), A pixel + flow = its position in B), the gaps a stretch leaves
+    between moved pixels closed."""
+    h, w = shape_b
+    ys, xs = np.mgrid[0 : flow.shape[0], 0 : flow.shape[1]]
+    tx = np.rint(xs + flow[..., 0]).astype(np.int64)
+    ty = np.rint(ys + flow[..., 1]).astype(np.int64)
+    inside = (tx >= 0) & (tx < w) & (ty >= 0) & (ty < h)
+    seen = np.zeros((h, w), np.uint8)
+    seen[ty[inside], tx[inside]] = 1
+    return cv2.morphologyEx(seen, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)) > 0
+
+
 def make_known_pair(
     image: np.ndarray,
     rng: np.random.Generator,
@@ -206,7 +220,10 @@ def make_known_pair(
 
     lesions: how many lesions to paint on A, ``gone`` of them absent from B; ``new`` lesions
     painted on B only. Radii are fractions of the photo width. Lesions whose B position
-    falls outside B count as gone.
+    falls outside B count as gone. A lesion painted on B counts as new only where photo A
+    showed the skin at its centre (:func:`view_of_a_in_b`), the rule synthesis pairs follow;
+    elsewhere it is just a lesion of B that A could not show, as when the camera moves
+    between real visits.
     """
     h, w = image.shape[:2]
     affine, smooth = random_forward_map(rng, (h, w), params)
@@ -268,6 +285,7 @@ def make_known_pair(
             lesions_b.append(lb)
             corr.append((lesion_id, lb.id))
     image_b = image_b.copy()
+    seen_by_a = view_of_a_in_b(flow, (h, w))
     centres_b = [np.array(le.centroid) for le in lesions_b]
     new_ids = []
     for _ in range(new):
@@ -282,7 +300,8 @@ def make_known_pair(
         lb = lesion_from_mask(len(lesions_b) + 1, mask)
         if lb is not None:
             lesions_b.append(lb)
-            new_ids.append(lb.id)
+            if seen_by_a[int(round(c[1])), int(round(c[0]))]:
+                new_ids.append(lb.id)
     image_b = relight(image_b, rng, params)
     return KnownPair(
         image_a=painted_a,

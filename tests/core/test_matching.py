@@ -183,10 +183,28 @@ def test_field_of_view_is_the_carried_frame() -> None:
     assert polygon.max(axis=0) == pytest.approx([799, 349])
 
 
-def test_a_new_lesion_near_the_view_edge_stays_new() -> None:
-    # within the margin (2 % of B's diagonal, 14.4 px here) a missed new lesion costs more
-    # than a false alarm, so it is still called new
+def test_a_new_lesion_is_new_where_the_earlier_photo_showed_its_centre() -> None:
+    # A's frame starts at x = 200 in B: a lesion centred 3 px inside it is new (its left
+    # part was off photo A), one centred 3 px outside it is outside A's view
     flow = translation((400, 600), 200, 0)
-    b = [disc_lesion(8, 190, 200, 6)]
-    new, _, outside_a, _ = split_by_field_of_view((8,), (), [], b, flow, (400, 600))
-    assert new == (8,) and outside_a == ()
+    b = [disc_lesion(8, 203, 200, 6), disc_lesion(9, 197, 300, 6)]
+    new, _, outside_a, _ = split_by_field_of_view((8, 9), (), [], b, flow, (400, 600))
+    assert new == (8,) and outside_a == (9,)
+
+
+def test_a_gone_lesion_is_one_carried_inside_the_later_photo() -> None:
+    flow = translation((400, 600), -100, 0)  # A's x = 100 is B's left edge
+    a = [disc_lesion(1, 96, 200, 6), disc_lesion(2, 104, 300, 6)]
+    _, gone, _, outside_b = split_by_field_of_view((), (1, 2), a, [], flow, (400, 600))
+    assert gone == (2,) and outside_b == (1,)
+
+
+def test_the_view_follows_a_bent_outline_not_its_hull() -> None:
+    # the middle of A's top edge is carried 80 px down into B: skin above it, which the
+    # convex hull of the outline would include, was never on photo A
+    ys, xs = np.mgrid[0:400, 0:600].astype(np.float32)
+    flow = np.zeros((400, 600, 2), np.float32)
+    flow[..., 1] = 80.0 * np.exp(-(((xs - 300) / 60) ** 2)) * (1 - ys / 400)
+    b = [disc_lesion(4, 300, 30, 5), disc_lesion(5, 300, 200, 5)]
+    new, _, outside_a, _ = split_by_field_of_view((4, 5), (), [], b, flow, (400, 600))
+    assert new == (5,) and outside_a == (4,)

@@ -18,6 +18,7 @@ from training.tracking_pairs import (
     make_known_pair,
     random_forward_map,
     render_warp,
+    view_of_a_in_b,
 )
 from training.train_tracker import multiscale_loss
 
@@ -56,6 +57,8 @@ def test_known_pair_lesion_truth_is_consistent() -> None:
     ids_b = {le.id for le in pair.lesions_b}
     assert len(pair.new_in_b) == 2 and set(pair.new_in_b) <= ids_b
     assert {b for _, b in pair.correspondences} | set(pair.new_in_b) == ids_b
+    seen_by_a = view_of_a_in_b(pair.flow, pair.image_b.shape[:2])
+    assert 0.3 < seen_by_a.mean() < 1.0  # the camera moved: A shows part of B's skin
     assert len(pair.correspondences) + len(pair.gone_from_a) == len(pair.lesions_a)
     by_b = {le.id: le for le in pair.lesions_b}
     for a_id, b_id in pair.correspondences:
@@ -63,6 +66,28 @@ def test_known_pair_lesion_truth_is_consistent() -> None:
         x, y = (int(round(v)) for v in la.centroid)
         target = np.array(la.centroid) + pair.flow[y, x]
         assert np.hypot(*(target - np.array(by_b[b_id].centroid))) < 3.0
+
+
+def test_a_lesion_painted_where_photo_a_never_looked_is_not_new() -> None:
+    # a large shift leaves part of B unseen by A; lesions painted there are lesions of B
+    # without a partner, but no photo could show they are new
+    unseen = new = 0
+    for seed in range(12):
+        pair = make_known_pair(texture(seed, (240, 320)), np.random.default_rng(seed), new=3)
+        seen_by_a = view_of_a_in_b(pair.flow, (240, 320))
+        for lesion in pair.lesions_b:
+            x, y = (int(round(v)) for v in lesion.centroid)
+            assert (lesion.id in pair.new_in_b) == seen_by_a[y, x]
+            unseen += not seen_by_a[y, x]
+            new += seen_by_a[y, x]
+    assert unseen > 0 and new > 0
+
+
+def test_view_of_a_in_b_is_the_moved_frame() -> None:
+    flow = np.zeros((100, 120, 2), np.float32)
+    flow[..., 0] = 30.0
+    seen = view_of_a_in_b(flow, (100, 120))
+    assert not seen[:, :30].any() and seen[:, 30:].all()
 
 
 def test_multiscale_loss_is_small_for_the_true_flow() -> None:
