@@ -265,6 +265,8 @@ def plot_pck(results: dict[str, dict[str, dict]], path: Path) -> None:
     fig, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 4.5), squeeze=False)
     for ax, (set_name, per_method) in zip(axes[0], results.items(), strict=True):
         for name, summary in per_method.items():
+            if name.endswith(NO_CONSENSUS):  # the same flow as its method: the same curve
+                continue
             ax.plot(ALPHAS, summary["pck_curve"], label=name, lw=2.5 if name == "tracker" else 1.5)
         ax.set(
             title=set_name,
