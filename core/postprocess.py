@@ -8,8 +8,15 @@ Steps, on P(lesion) = p_benign + p_malignant = 1 - p_background:
    thin gap splits (hair across a mole, a ring-shaped lesion);
 3. regions smaller than ``min_area_px`` (specks) are dropped;
 4. per region: outer contour (cv2.findContours), bbox, centroid, area,
-   score = mean P(lesion) in the region, p_malignant = sum p_mal / sum (p_ben + p_mal);
+   score = the region's peak P(lesion), p_malignant = sum p_mal / sum (p_ben + p_mal);
    ids 1.. ordered by decreasing score.
+
+The score is the peak, not the mean: the mean is diluted by the soft rim down to ``low``,
+more so the smaller the lesion, so small true lesions ranked below faint blotches. On the
+validation photos (synthetic seed 8888, 60 photos) the peak raised recall at <= 0.5 false
+positives per photo from 0.64 to 0.68 (lesions of 2 mm and more: 0.82 to 0.85) and average
+precision from 0.72 to 0.75; the mean of the top 9 pixels, the 90th percentile and the mean
+over the core above ``high`` came in between.
 """
 
 from __future__ import annotations
@@ -95,7 +102,7 @@ def find_lesions(
         p_region = p_lesion[y : y + h, x : x + w][region]
         p_mal = heatmap[y : y + h, x : x + w, 2][region]
         lesion_sum = float(p_region.sum(dtype=np.float64))
-        score = lesion_sum / area
+        score = float(p_region.max())
         p_malignant = float(p_mal.sum(dtype=np.float64)) / lesion_sum if lesion_sum > 0 else 0.0
         contours, _ = cv2.findContours(
             region.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE

@@ -97,12 +97,12 @@ class PhotoData:
         return None
 
 
-#: A new lesion the detector found with P(lesion) under this is listed as "faint new", after
-#: the confident alarms: on a later visit's photo, faint spots the earlier photo's detection
-#: did not reach are more often a lighting or focus difference than a new lesion (on the
-#: held-out synthetic photos the shipped detectors are down to about 0.5 false positives per
-#: photo at P(lesion) 0.5 to 0.6).
-FAINT_NEW_SCORE = 0.6
+#: A new lesion whose peak P(lesion) (its score) is under this is listed as "faint new",
+#: after the confident alarms: on a later visit's photo, faint spots the earlier photo's
+#: detection did not reach are more often a lighting or focus difference than a new lesion
+#: (on the validation photos the shipped detector is down to 0.5 false positives per photo
+#: at a peak P(lesion) of 0.96, and to 1 per photo at 0.83).
+FAINT_NEW_SCORE = 0.95
 
 #: How a matched lesion changed, worst first: the colour of its line in the compare view.
 CHANGE_LEVELS = ("changed", "watch", "stable")

@@ -74,3 +74,20 @@ def test_empty_heatmap_gives_no_lesions() -> None:
     assert find_lesions(_heatmap()) == ()
     with pytest.raises(ValueError):
         find_lesions(np.zeros((10, 10), np.float32))
+
+
+def test_score_is_the_peak_so_a_soft_rim_does_not_sink_a_small_lesion() -> None:
+    # a small confident lesion with a wide faint rim (as the network paints small moles)
+    # against a larger blotch that just reaches the high threshold everywhere: the mean
+    # would rank the blotch first (0.55 against 0.42), the peak ranks the lesion first
+    heat = _heatmap()
+    rim = _disc(heat.shape[:2], 40, 60, 10)
+    core = _disc(heat.shape[:2], 40, 60, 2)
+    blotch = _disc(heat.shape[:2], 120, 60, 12)
+    _paint(heat, rim, 0.35, 0.05)
+    _paint(heat, core, 0.9, 0.08)
+    _paint(heat, blotch, 0.5, 0.05)
+    first, second = find_lesions(heat)
+    assert first.centroid == pytest.approx((40, 60), abs=0.5)
+    assert first.score == pytest.approx(0.98, abs=1e-4)
+    assert second.score == pytest.approx(0.55, abs=1e-4)

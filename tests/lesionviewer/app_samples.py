@@ -56,7 +56,7 @@ def spot_marks(*, shift: int = 0, first_id: int = 1, labels=None) -> tuple[Lesio
                 centroid=(float(cx + shift), float(cy)),
                 bbox=(cx + shift - r, cy - r, cx + shift + r + 1, cy + r + 1),
                 area_px=float(np.pi * r * r),
-                score=0.9,
+                score=0.99,
                 p_malignant=p,
             )
         )
@@ -100,7 +100,7 @@ def spot_detection(*, shift: int = 0, extra: tuple = (), grow: int = 0) -> Detec
                 bbox=(cx - r, cy - r, cx + r + 1, cy + r + 1),
                 contour=contour.astype(np.int32),
                 area_px=float(np.pi * r * r),
-                score=0.9,
+                score=0.99,
                 p_malignant=float(p),
             )
         )

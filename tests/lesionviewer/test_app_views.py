@@ -270,15 +270,15 @@ def test_lesion_outline_item_is_clickable_inside() -> None:
 
 def test_faint_new_lesions_come_after_the_confident_alarms(qtbot, workers, tmp_path) -> None:
     data = _comparison(tmp_path)
-    confident = replace(data.new_in_b[0], score=0.9)
+    confident = replace(data.new_in_b[0], score=0.99)
     spot = data.new_in_b[0]
-    faint = replace(spot, observation_id=91, label="L91", centroid=(40.0, 150.0), score=0.45)
+    faint = replace(spot, observation_id=91, label="L91", centroid=(40.0, 150.0), score=0.8)
     drawn = replace(spot, observation_id=92, label="L92", centroid=(280.0, 150.0), score=0.3)
     drawn = replace(drawn, manual=True)
     data = replace(data, new_in_b=(faint, confident, drawn))
     items = flagged_items(data)
     assert [f.reason for f in items] == ["new", "new", "changed", "faint new", "gone", "stable"]
-    assert "P(lesion) 0.45" in items[3].text and items[3].mark_b == faint
+    assert "P(lesion) 0.80" in items[3].text and items[3].mark_b == faint
     view = CompareView(workers)
     qtbot.addWidget(view)
     view.resize(1100, 520)
