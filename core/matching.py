@@ -451,11 +451,10 @@ def field_of_view(flow: np.ndarray, samples_per_side: int = 64) -> np.ndarray:
     return (border + flow[iy, ix]).astype(np.float32)
 
 
-def _depth_inside(polygon: np.ndarray, point: tuple[float, float]) -> float:
-    """Signed distance of ``point`` to ``polygon``'s outline: positive inside, negative out."""
-    return float(
-        cv2.pointPolygonTest(polygon.reshape(-1, 1, 2), (float(point[0]), float(point[1])), True)
-    )
+def _inside(polygon: np.ndarray, point: tuple[float, float]) -> bool:
+    """Whether ``point`` lies inside ``polygon`` or on its outline."""
+    where = (float(point[0]), float(point[1]))
+    return cv2.pointPolygonTest(polygon.reshape(-1, 1, 2), where, False) >= 0
 
 
 def split_by_field_of_view(
@@ -486,16 +485,14 @@ def split_by_field_of_view(
     by_id_b = {le.id: le for le in lesions_b}
     new, outside_a = [], []
     for i in new_in_b:
-        inside = _depth_inside(view_of_a, by_id_b[i].centroid) >= 0.0
-        (new if inside else outside_a).append(i)
+        (new if _inside(view_of_a, by_id_b[i].centroid) else outside_a).append(i)
     h_b, w_b = shape_b[:2]
     frame_b = np.array([[0, 0], [w_b - 1, 0], [w_b - 1, h_b - 1], [0, h_b - 1]], np.float32)
     unmatched = set(gone_from_a)
     unmatched_a = [le for le in lesions_a if le.id in unmatched]
     gone, outside_b = [], []
     for carried in carry_lesions(unmatched_a, flow):
-        inside = _depth_inside(frame_b, carried.centroid) >= 0.0
-        (gone if inside else outside_b).append(carried.id)
+        (gone if _inside(frame_b, carried.centroid) else outside_b).append(carried.id)
     return (
         tuple(sorted(new)),
         tuple(sorted(gone)),

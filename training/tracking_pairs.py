@@ -285,7 +285,7 @@ def make_known_pair(
             lesions_b.append(lb)
             corr.append((lesion_id, lb.id))
     image_b = image_b.copy()
-    seen_by_a = view_of_a_in_b(flow, (h, w))
+    seen_by_a = view_of_a_in_b(flow, (h, w)) if new else None
     centres_b = [np.array(le.centroid) for le in lesions_b]
     new_ids = []
     for _ in range(new):
@@ -300,7 +300,7 @@ def make_known_pair(
         lb = lesion_from_mask(len(lesions_b) + 1, mask)
         if lb is not None:
             lesions_b.append(lb)
-            if seen_by_a[int(round(c[1])), int(round(c[0]))]:
+            if seen_by_a[int(round(c[1])), int(round(c[0]))]:  # set: new > 0 here
                 new_ids.append(lb.id)
     image_b = relight(image_b, rng, params)
     return KnownPair(
