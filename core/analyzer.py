@@ -23,7 +23,7 @@ from core.memory import avoid_hugepage_stalls
 from core.postprocess import PostprocessConfig, find_lesions
 from core.resources import models_dir
 from core.runtime import choose_backend, load_onnx_folder
-from core.tiling import tiled_heatmap
+from core.tiling import CoarseProbabilities, tiled_probabilities
 from core.types import Detection, ModelInfo, Tracking
 
 if TYPE_CHECKING:
@@ -166,8 +166,13 @@ class Analyzer:
         self, image: np.ndarray, *, progress: Progress | None = None, cancel: Cancel | None = None
     ) -> np.ndarray:
         """float32 (H, W, 3) per-pixel (p background, p benign, p malignant), rows sum to 1."""
+        return self._coarse_probabilities(image, progress=progress, cancel=cancel).upsample()
+
+    def _coarse_probabilities(
+        self, image: np.ndarray, *, progress: Progress | None, cancel: Cancel | None
+    ) -> CoarseProbabilities:
         _check_image(image, "image")
-        return tiled_heatmap(
+        return tiled_probabilities(
             self._detector,
             image,
             device=self._device,
@@ -186,13 +191,15 @@ class Analyzer:
         ``progress(fraction in [0, 1])`` is called as tiles finish; ``cancel()`` is polled
         between tile batches and raises :class:`core.errors.Cancelled` when it says True.
         """
-        heatmap = self.heatmap(image, progress=_scaled(progress, 0.0, 0.9), cancel=cancel)
+        coarse = self._coarse_probabilities(
+            image, progress=_scaled(progress, 0.0, 0.9), cancel=cancel
+        )
         if cancel is not None and cancel():
             raise Cancelled("detection")
-        lesions = find_lesions(heatmap, self.postprocess)
+        lesions = find_lesions(coarse, self.postprocess)
         if progress is not None:
             progress(1.0)
-        return Detection(heatmap=heatmap, lesions=lesions, model=self._detector_info)
+        return Detection(heatmap=coarse, lesions=lesions, model=self._detector_info)
 
     def _load_tracker(self) -> tuple[Any, dict]:
         with self._tracker_lock:

@@ -3,9 +3,11 @@
 MONAI-style: the photo is cut into overlapping tiles of at most ``tile_size`` pixels
 (same shape for every tile of a photo, so they batch), the network's stride-4
 softmax probabilities of every tile are blended with smooth weights that ramp down
-(sin^2 / cos^2) over each overlap, and the blended map is upsampled bilinearly once
-to full resolution. Memory is bounded by one tile batch plus the stride-4 map plus the
-output heatmap (12 MP: 9 MB + 144 MB), whatever the photo size.
+(sin^2 / cos^2) over each overlap. The result is the blended stride-4 map
+(:class:`CoarseProbabilities`); the full-resolution heatmap is its bilinear upsampling,
+made whole only when asked for (post-processing upsamples just the windows around
+lesions). Memory is bounded by one tile batch plus the stride-4 map (12 MP: 9 MB), plus
+the full heatmap when one is asked for (144 MB), whatever the photo size.
 
 The tile grid is fitted to the photo: per axis the fewest tiles with at least
 ``overlap`` pixels of overlap, then the tile is shrunk to the smallest multiple of 32
@@ -118,26 +120,75 @@ def _extract(image: np.ndarray, x0: int, y0: int, tw: int, th: int, out: np.ndar
     )
 
 
-def upsample_probabilities(lowres: np.ndarray, height: int, width: int, stride: int) -> np.ndarray:
-    """Bilinear upsampling of a (h, w, C) float32 map at ``stride`` to (height, width, C).
+def upsample_window(
+    coarse: np.ndarray, stride: int, x0: int, y0: int, width: int, height: int
+) -> np.ndarray:
+    """Pixels [y0, y0 + height) x [x0, x0 + width) of the bilinear upsampling of ``coarse``.
 
-    Low-res pixel (i, j) is centred on full-res pixel (stride * j + (stride - 1) / 2, ...).
-    Convex weights, so per-pixel probabilities still sum to 1.
+    coarse: float32 (h, w, C) with coarse pixel (i, j) centred on full-resolution pixel
+    (stride * j + (stride - 1) / 2, stride * i + (stride - 1) / 2); beyond its edges the
+    map is replicated. Returns float32 (height, width, C), every value a convex mix of the
+    coarse pixels within one cell of it (so per-pixel probabilities still sum to 1). Any
+    window gives the same values as the same pixels of the whole map.
     """
-    h, w = lowres.shape[:2]
-    if h * stride == height and w * stride == width:
-        out = cv2.resize(lowres, (width, height), interpolation=cv2.INTER_LINEAR)
+    if (x0, y0) == (0, 0) and coarse.shape[:2] == (height / stride, width / stride):
+        # the whole map at an exact multiple: resize is twice as fast, same values
+        out = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_LINEAR)
         return out.reshape(height, width, -1)
+    # only the coarse cells the window reads (plus one) are handed to OpenCV, so a small
+    # window of a large map costs what the window costs
+    i0, j0 = max(0, y0 // stride - 1), max(0, x0 // stride - 1)
+    i1 = min(coarse.shape[0], (y0 + height) // stride + 2)
+    j1 = min(coarse.shape[1], (x0 + width) // stride + 2)
     shift = (1.0 / stride - 1.0) / 2.0  # dst x -> src (x + 0.5) / stride - 0.5
-    matrix = np.array([[1.0 / stride, 0.0, shift], [0.0, 1.0 / stride, shift]])
+    matrix = np.array(
+        [
+            [1.0 / stride, 0.0, x0 / stride + shift - j0],
+            [0.0, 1.0 / stride, y0 / stride + shift - i0],
+        ]
+    )
     out = cv2.warpAffine(
-        lowres,
+        np.ascontiguousarray(coarse[i0:i1, j0:j1]),
         matrix,
         (width, height),
         flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
         borderMode=cv2.BORDER_REPLICATE,
     )
     return out.reshape(height, width, -1)  # cv2 drops a single channel axis
+
+
+def upsample_probabilities(lowres: np.ndarray, height: int, width: int, stride: int) -> np.ndarray:
+    """Bilinear upsampling of a (h, w, C) float32 map at ``stride`` to (height, width, C).
+
+    Low-res pixel (i, j) is centred on full-res pixel (stride * j + (stride - 1) / 2, ...).
+    Convex weights, so per-pixel probabilities still sum to 1. See :func:`upsample_window`.
+    """
+    return upsample_window(lowres, stride, 0, 0, width, height)
+
+
+@dataclass(frozen=True)
+class CoarseProbabilities:
+    """A photo's class probabilities at the network's output stride (tiled inference output).
+
+    values: float32 (h, w, C), each pixel's C values summing to 1, h >= height / stride and
+    w >= width / stride (the tiles' padding beyond the photo is kept); pixel (i, j) is
+    centred on photo pixel (stride * j + (stride - 1) / 2, stride * i + (stride - 1) / 2).
+    height, width: the photo's size. The full-resolution heatmap is :meth:`upsample`;
+    post-processing upsamples only the windows it needs (see core.postprocess).
+    """
+
+    values: np.ndarray
+    stride: int
+    height: int
+    width: int
+
+    def upsample(self) -> np.ndarray:
+        """float32 (height, width, C): the full-resolution heatmap (12 bytes per pixel)."""
+        return upsample_window(self.values, self.stride, 0, 0, self.width, self.height)
+
+    def window(self, x0: int, y0: int, width: int, height: int) -> np.ndarray:
+        """float32 (height, width, C): the same pixels of :meth:`upsample`, alone."""
+        return upsample_window(self.values, self.stride, x0, y0, width, height)
 
 
 def torch_tile_fn(model: torch.nn.Module, device: torch.device) -> TileFn:
@@ -162,14 +213,24 @@ def torch_tile_fn(model: torch.nn.Module, device: torch.device) -> TileFn:
             batch = batch.to(device, non_blocking=True).float().div_(255.0)
             with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
                 logits = forward(batch)
-            # (B, C, h, w) -> (B, h, w, C) then softmax over the contiguous last axis
-            logits = logits.float().permute(0, 2, 3, 1).contiguous()
-            return F.softmax(logits, dim=-1).cpu().numpy()
+            # softmax over the class axis of the (B, C, h, w) logits, then (B, h, w, C); the
+            # network runs channels_last, so the permuted view is already contiguous (a
+            # softmax over a last axis of 3 is ten times slower in torch on the CPU)
+            probs = F.softmax(logits.float(), dim=1).permute(0, 2, 3, 1)
+            return probs.cpu().numpy()
 
     return run
 
 
-def tiled_heatmap(
+def tiled_heatmap(model: Any, image: np.ndarray, **options: Any) -> np.ndarray:
+    """Per-pixel class probabilities of ``image``: float32 (H, W, C), each pixel summing to 1.
+
+    :func:`tiled_probabilities` (same arguments) upsampled to full resolution.
+    """
+    return tiled_probabilities(model, image, **options).upsample()
+
+
+def tiled_probabilities(
     model: Any,
     image: np.ndarray,
     *,
@@ -179,15 +240,16 @@ def tiled_heatmap(
     batch_size: int | None = None,
     progress: Callable[[float], None] | None = None,
     cancel: Callable[[], bool] | None = None,
-) -> np.ndarray:
-    """Per-pixel class probabilities of ``image`` by tiled inference.
+) -> CoarseProbabilities:
+    """Class probabilities of ``image`` by tiled inference, at the network's output stride.
 
     model: a torch network in eval mode on ``device`` that maps float (B, 3, h, w) RGB in
     [0, 1] to logits at stride ``model.output_stride`` (via ``logits_lowres`` when it has
     one), or an object with ``tile_probabilities`` (a :data:`TileFn`, e.g.
     :class:`core.runtime.OnnxDetector`; ``device`` is then ignored).
     image: (H, W, 3) uint8 RGB, any size.
-    Returns float32 (H, W, C) softmax probabilities, each pixel's C values summing to 1.
+    Returns the blended softmax probabilities at the output stride (each pixel's C values
+    summing to 1); ``.upsample()`` gives the full-resolution heatmap.
     On CUDA the network runs under autocast (bfloat16 where supported, else float16);
     on the CPU in float32. ``progress(fraction)`` is called after each batch, and
     ``cancel()`` is polled before each batch; when it returns True, :class:`Cancelled`
@@ -234,4 +296,4 @@ def tiled_heatmap(
             progress(min(1.0, (first + len(chunk)) / len(tiles)))
     assert acc is not None and channels is not None
     acc /= (sum_y[:, None] * sum_x[None, :])[:, :, None]
-    return upsample_probabilities(acc, height, width, stride)
+    return CoarseProbabilities(acc, stride, height, width)

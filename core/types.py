@@ -7,6 +7,8 @@ x to the right, y down, pixel centres at integer coordinates.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Protocol
 
 import numpy as np
 
@@ -56,21 +58,49 @@ class Lesion:
         }
 
 
-@dataclass(frozen=True)
+class CoarseHeatmap(Protocol):
+    """A heatmap kept at a lower resolution (``core.tiling.CoarseProbabilities``)."""
+
+    height: int
+    width: int
+
+    def upsample(self) -> np.ndarray: ...
+
+
+@dataclass(frozen=True, init=False, eq=False)
 class Detection:
     """Result of detection on one photo.
 
     heatmap: float32 (H, W, 3), per pixel (p background, p benign, p malignant), rows sum to 1.
     lesions: the post-processed lesion regions.
+
+    Built from a full heatmap or from a :class:`CoarseHeatmap`; from the latter the full
+    heatmap (12 bytes a pixel) is upsampled on first access only, so that a caller that
+    needs only the lesions (``lesionviewer analyze --json``) never pays for it.
     """
 
-    heatmap: np.ndarray = field(repr=False)
     lesions: tuple[Lesion, ...]
     model: ModelInfo
+    source: np.ndarray | CoarseHeatmap = field(repr=False)
+
+    def __init__(
+        self, heatmap: np.ndarray | CoarseHeatmap, lesions: tuple[Lesion, ...], model: ModelInfo
+    ) -> None:
+        object.__setattr__(self, "source", heatmap)
+        object.__setattr__(self, "lesions", lesions)
+        object.__setattr__(self, "model", model)
+
+    @cached_property
+    def heatmap(self) -> np.ndarray:
+        if isinstance(self.source, np.ndarray):
+            return self.source
+        return self.source.upsample()
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.heatmap.shape[:2]
+        if isinstance(self.source, np.ndarray):
+            return self.source.shape[:2]
+        return self.source.height, self.source.width
 
 
 @dataclass(frozen=True)

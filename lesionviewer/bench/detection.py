@@ -291,7 +291,8 @@ def measure(options: BenchOptions) -> list[Measurement]:
         mp = sizes["12mp"][0] * sizes["12mp"][1] / 1e6
         results.append(
             Measurement(SECTION, f"{mp:.0f} MP photo end to end", child["t_12mp"], "s",
-                        note="JPEG decode + tiled inference + post-processing + JSON")
+                        note="JPEG decode + tiled inference + post-processing + JSON (as "
+                             "analyze --json: no full-resolution heatmap is made)")
         )  # fmt: skip
         peak = child["peak_rss_12mp_mb"]
         results.append(

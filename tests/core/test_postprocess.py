@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from core.postprocess import PostprocessConfig, find_lesions
+from core.tiling import CoarseProbabilities
 
 
 def _heatmap(h: int = 120, w: int = 160) -> np.ndarray:
@@ -91,3 +92,39 @@ def test_score_is_the_peak_so_a_soft_rim_does_not_sink_a_small_lesion() -> None:
     assert first.centroid == pytest.approx((40, 60), abs=0.5)
     assert first.score == pytest.approx(0.98, abs=1e-4)
     assert second.score == pytest.approx(0.55, abs=1e-4)
+
+
+def _coarse_with_blobs(seed: int, height: int, width: int) -> CoarseProbabilities:
+    """A stride-4 map with blobs of every kind: faint, confident, touching the border,
+    pairs a few pixels apart (joined by the closing or not), in the padding beyond the
+    photo (the coarse map is larger than height / 4 x width / 4)."""
+    rng = np.random.default_rng(seed)
+    h, w = -(-height // 4) + 2, -(-width // 4) + 3
+    p_lesion = np.zeros((h, w), np.float32)
+    for _ in range(40):
+        cx, cy = rng.uniform(-2, w + 1), rng.uniform(-2, h + 1)
+        r = rng.uniform(0.6, 4.0)
+        peak = rng.uniform(0.2, 1.0)
+        yy, xx = np.mgrid[0:h, 0:w]
+        p_lesion = np.maximum(p_lesion, peak * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / r**2))
+    share = rng.uniform(0, 1, (h, w)).astype(np.float32)
+    values = np.stack([1 - p_lesion, p_lesion * share, p_lesion * (1 - share)], axis=2)
+    return CoarseProbabilities(values.astype(np.float32), 4, height, width)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_coarse_search_windows_find_exactly_the_lesions_of_the_full_heatmap(seed: int) -> None:
+    coarse = _coarse_with_blobs(seed, 150 + 7 * seed, 210 - 5 * seed)
+    full = coarse.upsample()
+    assert full.shape == (coarse.height, coarse.width, 3)
+    for config in (PostprocessConfig(), PostprocessConfig(merge_px=5, min_area_px=4)):
+        expected = find_lesions(full, config)
+        found = find_lesions(coarse, config)
+        assert len(expected) > 3
+        assert len(found) == len(expected)
+        for a, b in zip(found, expected, strict=True):
+            assert (a.id, a.bbox, a.area_px) == (b.id, b.bbox, b.area_px)
+            np.testing.assert_array_equal(a.contour, b.contour)
+            assert a.centroid == pytest.approx(b.centroid, abs=1e-9)
+            assert a.score == b.score
+            assert a.p_malignant == pytest.approx(b.p_malignant, abs=1e-9)

@@ -8,7 +8,13 @@ import torch
 import torch.nn.functional as F
 
 from core.errors import Cancelled
-from core.tiling import axis_weights, plan_axis, tiled_heatmap, upsample_probabilities
+from core.tiling import (
+    CoarseProbabilities,
+    axis_weights,
+    plan_axis,
+    tiled_heatmap,
+    upsample_probabilities,
+)
 
 
 class LocalModel(torch.nn.Module):
@@ -115,3 +121,16 @@ def test_upsampling_puts_block_centres_in_place() -> None:
     assert set(xs) <= {9, 10} and set(ys) <= {5, 6}
     odd = upsample_probabilities(low, 15, 14, 4)  # not a multiple of 4: same alignment
     np.testing.assert_allclose(odd[:, :, 0], up[:15, :14, 0], atol=0.04)
+
+
+def test_an_upsampled_window_is_the_same_pixels_of_the_whole_map() -> None:
+    rng = np.random.default_rng(3)
+    for shape, (height, width) in (((20, 30), (80, 120)), ((21, 33), (81, 127))):
+        coarse = CoarseProbabilities(rng.random((*shape, 3), dtype=np.float32), 4, height, width)
+        whole = coarse.upsample()
+        assert whole.shape == (height, width, 3)
+        for x0, y0, w, h in ((0, 0, width, height), (0, 0, 9, 7), (37, 5, 40, 60), (13, 50, 1, 1),
+                             (width - 11, height - 6, 11, 6)):  # fmt: skip
+            np.testing.assert_array_equal(
+                coarse.window(x0, y0, w, h), whole[y0 : y0 + h, x0 : x0 + w]
+            )
