@@ -126,7 +126,13 @@ def evaluate_synthetic(
             progress(f"synthetic {i + 1}/{n}")
     out: dict = {}
     for name, metric in metrics.items():
-        out[name] = {k: _round(v) for k, v in metric.aggregate().items()}
+        figures = metric.aggregate()
+        out[name] = {k: _round(v) for k, v in figures.items()}
+        # which lesions the operating point misses, by size (and which no score finds)
+        out[name]["recall_by_diameter_px"] = [
+            {k: _round(v) for k, v in band.items()}
+            for band in metric.recall_by_diameter(float(figures["score_threshold_at"]))
+        ]
         out[name]["median_s_per_photo"] = _round(statistics.median(seconds[name]))
         if clinical[name].n_images:
             out[name]["lesions_from_2mm"] = {

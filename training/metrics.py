@@ -24,6 +24,9 @@ BENIGN, MALIGNANT = 1, 2
 #: True lesions smaller than this (equivalent diameter, px) are "don't care" in evaluation:
 #: the detector is specified for lesions of ~6 to ~200 px.
 MIN_DIAMETER_PX = 6.0
+#: edges of the size bands of the recall breakdown (equivalent-circle diameter, px): the
+#: network's output is at stride 4, so lesions under ~4 px are below what it resolves
+DIAMETER_BANDS_PX = (0.0, 4.0, 6.0, 10.0, 20.0, float("inf"))
 
 
 def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -227,6 +230,10 @@ class LesionDetectionMetric:
         self._mal_scores: list[float] = []
         self._n_true = 0
         self._n_images = 0
+        # per counted true lesion: equivalent diameter (px) and the score of the prediction
+        # that found it (-inf when none did)
+        self._true_diameters: list[float] = []
+        self._true_found_at: list[float] = []
 
     def update(
         self,
@@ -240,6 +247,15 @@ class LesionDetectionMetric:
             match = _drop_small(match, instance_map, self.min_diameter_px)
         self._n_images += 1
         self._n_true += len(match.pairs) + len(match.missed)
+        ids, areas = np.unique(instance_map[instance_map > 0], return_counts=True)
+        diameters = 2.0 * np.sqrt(areas / np.pi)
+        diameter = {int(k): float(d) for k, d in zip(ids, diameters, strict=True)}
+        for i, k in match.pairs:
+            self._true_diameters.append(diameter[k])
+            self._true_found_at.append(float(lesions[i].score))
+        for k in match.missed:
+            self._true_diameters.append(diameter[k])
+            self._true_found_at.append(float("-inf"))
         for i, k in match.pairs:
             self._scores.append(float(lesions[i].score))
             self._is_tp.append(True)
@@ -273,6 +289,29 @@ class LesionDetectionMetric:
                 break
             best = (float(np.count_nonzero(keep & is_tp)) / self._n_true, fp_rate, float(t))
         return best
+
+    def recall_by_diameter(self, threshold: float) -> list[dict[str, float | int]]:
+        """Recall of true lesions per size band (:data:`DIAMETER_BANDS_PX`) when predictions
+        scoring ``threshold`` or more count, and the ceiling: found at any score.
+
+        Returns one {"from_px", "to_px", "n", "recall", "recall_any_score"} per band.
+        """
+        diameters = np.asarray(self._true_diameters, np.float64)
+        found_at = np.asarray(self._true_found_at, np.float64)
+        bands = []
+        for low, high in zip(DIAMETER_BANDS_PX[:-1], DIAMETER_BANDS_PX[1:], strict=True):
+            inside = (diameters >= low) & (diameters < high)
+            n = int(inside.sum())
+            bands.append(
+                {
+                    "from_px": low,
+                    "to_px": high if np.isfinite(high) else None,
+                    "n": n,
+                    "recall": float(np.mean(found_at[inside] >= threshold)) if n else 0.0,
+                    "recall_any_score": float(np.mean(np.isfinite(found_at[inside]))) if n else 0.0,
+                }
+            )
+        return bands
 
     def aggregate(self) -> dict[str, float | int]:
         """Figures over everything seen since the last ``reset``.

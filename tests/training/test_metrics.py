@@ -126,3 +126,20 @@ def test_small_true_lesions_are_dont_care() -> None:
     out = metric.aggregate()
     assert out["n_true"] == 4 and out["n_predicted"] == 1 and out["fp_per_image"] == 0.0
     assert out["recall"] == pytest.approx(1 / 4)
+
+
+def test_recall_by_size_band_at_a_threshold_and_at_any_score() -> None:
+    inst, cls = _scene()  # equivalent diameters: 11.3 px, 4.5 px, 19.5 px
+    lesions = [
+        _box_lesion(1, 11, 11, 21, 21, score=0.9, p_mal=0.2),
+        _box_lesion(2, 50, 30, 54, 34, score=0.4, p_mal=0.7),  # finds the small one, weakly
+    ]
+    metric = LesionDetectionMetric()
+    metric.update(lesions, inst, instance_classes(inst, cls))
+    bands = {(b["from_px"], b["to_px"]): b for b in metric.recall_by_diameter(0.5)}
+    assert [b["n"] for b in bands.values()] == [0, 1, 0, 2, 0]
+    assert (bands[4.0, 6.0]["recall"], bands[4.0, 6.0]["recall_any_score"]) == (0.0, 1.0)
+    assert (bands[10.0, 20.0]["recall"], bands[10.0, 20.0]["recall_any_score"]) == (0.5, 0.5)
+    assert bands[20.0, None]["n"] == 0
+    low = {(b["from_px"], b["to_px"]): b for b in metric.recall_by_diameter(0.3)}
+    assert low[4.0, 6.0]["recall"] == 1.0
