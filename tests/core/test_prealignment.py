@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 
 from core.prealignment import (
+    alignment_score,
     compose_with_similarity,
     fit_similarity,
-    photometric_error,
+    phase_shift,
     prealigned,
+    sift_similarity,
 )
 
 H, W = 192, 256
@@ -65,14 +67,30 @@ def test_composing_a_zero_residual_gives_the_similarity_flow() -> None:
     assert np.allclose(composed, flow_of(TRUE), atol=1e-3)
 
 
-def test_photometric_error_prefers_the_true_flow() -> None:
+def test_alignment_score_prefers_the_true_flow_and_needs_overlap() -> None:
     a, b = pair()
-    assert photometric_error(a, b, flow_of(TRUE)) < 0.5 * photometric_error(
-        a, b, np.zeros((H, W, 2), np.float32)
-    )
+    true_score = alignment_score(a, b, flow_of(TRUE))
+    assert true_score > 0.8
+    assert true_score > alignment_score(a, b, np.zeros((H, W, 2), np.float32)) + 0.5
+    # brightness and contrast changes of B do not matter
+    dimmer = np.clip(b.astype(np.float32) * 0.7 + 20, 0, 255).astype(np.uint8)
+    assert alignment_score(a, dimmer, flow_of(TRUE)) > 0.8
+    away = np.full((H, W, 2), float(W), np.float32)  # carries all of A out of B
+    assert alignment_score(a, b, away) == float("-inf")
 
 
-def test_a_partly_wrong_first_pass_is_replaced_by_the_prealigned_one() -> None:
+def test_phase_correlation_and_sift_find_the_global_motion() -> None:
+    a = textured(3)
+    shifted = cv2.warpAffine(a, np.float64([[1, 0, -37], [0, 1, 21]]), (W, H))
+    assert np.allclose(phase_shift(a, shifted)[:, 2], (-37, 21), atol=1.0)
+    a, b = pair()
+    found = sift_similarity(a, b)
+    assert found is not None
+    assert np.abs(flow_of(found) - flow_of(TRUE)).max() < 2.0
+    assert sift_similarity(a, np.full_like(a, 128)) is None  # nothing to match
+
+
+def test_a_partly_wrong_first_pass_is_replaced_by_a_prealigned_one() -> None:
     a, b = pair()
     calls = []
 
@@ -85,15 +103,27 @@ def test_a_partly_wrong_first_pass_is_replaced_by_the_prealigned_one() -> None:
         return np.zeros((H, W, 2), np.float32)  # B aligned: nothing left to move
 
     flow = prealigned(network)(a, b)
-    assert len(calls) == 2
-    # the aligned B the network saw the second time is A again (inside the frame)
+    assert len(calls) == 4  # the first pass, then one per guess
+    # the aligned B the network saw the second time (by the first flow's fit) is A again
     inner = (slice(40, H - 40), slice(60, W - 60))
     assert np.abs(calls[1][inner].astype(int) - a[inner].astype(int)).mean() < 6
     assert np.abs(flow - flow_of(TRUE)).max() < 1.0
 
 
-def test_a_worse_second_pass_leaves_the_first_flow() -> None:
+def test_a_network_blind_to_the_motion_is_rescued_by_the_global_guesses() -> None:
     a, b = pair()
-    outputs = [flow_of(TRUE), np.full((H, W, 2), 25.0, np.float32)]
-    flow = prealigned(lambda image_a, image_b: outputs.pop(0))(a, b)
+    # the network finds no motion at all: only phase correlation and SIFT know better
+    flow = prealigned(lambda image_a, image_b: np.zeros((H, W, 2), np.float32))(a, b)
+    assert np.abs(flow - flow_of(TRUE)).max() < 2.0
+
+
+def test_worse_prealigned_passes_leave_the_first_flow() -> None:
+    a, b = pair()
+    calls = []
+
+    def network(image_a: np.ndarray, image_b: np.ndarray) -> np.ndarray:
+        calls.append(1)
+        return flow_of(TRUE) if len(calls) == 1 else np.full((H, W, 2), 25.0, np.float32)
+
+    flow = prealigned(network)(a, b)
     assert flow == pytest.approx(flow_of(TRUE))
