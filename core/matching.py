@@ -288,7 +288,8 @@ def match_lesions(
     flow is locally off (:func:`core.lesion_consensus.consensus_shifts`); off, the flow alone.
     Returns (matches, new_in_b, gone_from_a): matches sorted by A id; ids ascending.
     A pair is allowed when the distance d between the carried A centroid and B's centroid is
-    within the gate g = GATE_RADII * max(r_A * sqrt(scale), r_B) + GATE_MIN_FRACTION * diag_B.
+    within the gate g = GATE_RADII * max(r_A * sqrt(scale), r_B) + GATE_MIN_FRACTION * diag_B;
+    the assignment matches as many allowed pairs as it can, then minimises their distances.
     confidence = exp(-0.5 (3 d / g)^2) * (1 - exp(-3 margin / g)) with margin the gap to the
     second nearest B lesion (1 when there is none): near and unambiguous matches score high.
     """
@@ -316,7 +317,10 @@ def match_lesions(
             np.array([le.centroid for le in lesions_a], np.float64), pos_a, pos_b, gate, diag_b
         )
     dist = np.linalg.norm(pos_a[:, None] - pos_b[None], axis=2)
-    cost = np.where(dist <= gate, dist / gate, 1e6)
+    # the gate only allows pairs; among allowed pairs the nearer wins. (Distance over the
+    # gate made a large lesion "cheap" far away: one carried just outside B took a small
+    # lesion's partner lying a few pixels from the small lesion.)
+    cost = np.where(dist <= gate, dist / diag_b, 1e6)
     rows, cols = linear_sum_assignment(cost)
     matches = []
     matched_a, matched_b = set(), set()

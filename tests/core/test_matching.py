@@ -208,3 +208,16 @@ def test_the_view_follows_a_bent_outline_not_its_hull() -> None:
     b = [disc_lesion(4, 300, 30, 5), disc_lesion(5, 300, 200, 5)]
     new, _, outside_a, _ = split_by_field_of_view((4, 5), (), [], b, flow, (400, 600))
     assert new == (5,) and outside_a == (4,)
+
+
+def test_the_nearer_lesion_wins_a_partner_two_lesions_can_reach() -> None:
+    # a large A lesion carried to (300, 15) and a small one to (300, 36): both gates reach
+    # the small B lesion at (300, 30), 15 px from the large one and 6 px from the small one;
+    # the small one is its partner (distance over the gate, 0.30 against 0.33, would have
+    # given it to the large one, whose gate is wider)
+    a = [disc_lesion(1, 300, 15, 18), disc_lesion(2, 300, 36, 2)]
+    b = [disc_lesion(7, 300, 30, 2)]
+    flow = np.zeros((400, 600, 2), np.float32)
+    matches, new, gone = match_lesions(a, b, flow, paint(a), paint(b), use_consensus=False)
+    assert [(m.a, m.b) for m in matches] == [(2, 7)]
+    assert new == () and gone == (1,)
