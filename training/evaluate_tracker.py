@@ -89,6 +89,9 @@ class Tally:
 
     hits: np.ndarray
     pixels: int = 0
+    # the same over A's skin alone, for pairs that know it (None until one does)
+    skin_hits: np.ndarray | None = None
+    skin_pixels: int = 0
     epe_sum: float = 0.0
     lesions_a: int = 0
     lesions_right: int = 0
@@ -103,6 +106,10 @@ class Tally:
             f"pck@{a:g}": round(float(pck[int(round(a * 1000))]), 4)
             for a in (0.01, 0.02, 0.05, 0.1)
         }
+        if self.skin_hits is not None:
+            skin = self.skin_hits / max(self.skin_pixels, 1)
+            pick.update({f"pck_skin@{a:g}": round(float(skin[int(round(a * 1000))]), 4)
+                         for a in (0.02, 0.05)})  # fmt: skip
         return {
             **pick,
             "epe_px": round(self.epe_sum / max(self.pixels, 1), 2),
@@ -122,9 +129,17 @@ def score_pair(
     """Add one pair's flow errors and matching outcome to ``tally`` (``use_consensus``: see
     :func:`core.matching.match_lesions`)."""
     diag = float(np.hypot(*pair.image_a.shape[:2]))
-    err = np.linalg.norm(flow - pair.flow, axis=2)[pair.valid][::3]
+    error_map = np.linalg.norm(flow - pair.flow, axis=2)
+    err = error_map[pair.valid][::3]
     tally.hits += (err[None, :] < ALPHAS[:, None] * diag).sum(1)
     tally.pixels += err.size
+    if pair.skin_a is not None:
+        # background (wall, sheet) is featureless: no photo can say where it went
+        skin_err = error_map[pair.valid & pair.skin_a][::3]
+        if tally.skin_hits is None:
+            tally.skin_hits = np.zeros(len(ALPHAS), np.int64)
+        tally.skin_hits += (skin_err[None, :] < ALPHAS[:, None] * diag).sum(1)
+        tally.skin_pixels += skin_err.size
     tally.epe_sum += float(err.sum())
     matches, unmatched_b, unmatched_a = match_lesions(
         pair.lesions_a,
@@ -191,6 +206,7 @@ def synthetic_pairs(config: dict, count: int, seed: int) -> Iterator[KnownPair]:
                 tuple(s.correspondences),
                 tuple(i for i in s.new_in_b if i in shown_b),
                 tuple(i for i in s.gone_from_a if i in shown_a),
+                skin_a=s.skin_a,
             )
         return
     from training.tracker_data import WarpPairDataset
@@ -333,7 +349,9 @@ def run(args: argparse.Namespace) -> int:
                 f"EPE {s['epe_px']:7.2f} "
                 f"match {s['lesion_matching_accuracy']:.3f} new R {s['new_lesion_recall']:.3f} "
                 f"P {s['new_lesion_precision']} {s['median_seconds']}s"
-            )
+                + (f" | skin PCK@.02 {s['pck_skin@0.02']:.3f} @.05 {s['pck_skin@0.05']:.3f}"
+                   if "pck_skin@0.05" in s else "")
+            )  # fmt: skip
     print(f"wrote {out / 'pck.png'} and {out / 'tracker_eval.json'}")
     if args.update_model_json:
         from training.evaluate_detector import update_model_json

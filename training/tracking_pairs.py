@@ -40,7 +40,8 @@ class KnownPair:
     """image_a, image_b: uint8 (H, W, 3) RGB; flow: float32 (H, W, 2), A pixel + flow = its
     position in B; valid: bool (H, W), the position lies inside B.
     lesions_a/lesions_b: painted lesions (ids from 1); correspondences (id_a, id_b);
-    new_in_b: ids of B lesions painted where A showed the skin; gone_from_a: ids."""
+    new_in_b: ids of B lesions painted where A showed the skin; gone_from_a: ids.
+    skin_a: bool (H, W), A's skin pixels, when known (synthetic pairs)."""
 
     image_a: np.ndarray = field(repr=False)
     image_b: np.ndarray = field(repr=False)
@@ -51,6 +52,7 @@ class KnownPair:
     correspondences: tuple[tuple[int, int], ...] = ()
     new_in_b: tuple[int, ...] = ()
     gone_from_a: tuple[int, ...] = ()
+    skin_a: np.ndarray | None = field(default=None, repr=False)
 
 
 def random_forward_map(

@@ -68,3 +68,26 @@ def test_evaluation_writes_report_plot_and_model_json(tmp_path: Path) -> None:
     tracker = evaluation["results"]["held-out synthetic pairs"]["tracker"]
     assert "pck_curve" not in tracker and "lesion_matching_accuracy" in tracker
     assert evaluation["held_out_seed"] == report["seed"]
+
+
+def test_pck_over_skin_leaves_out_the_background() -> None:
+    from training.evaluate_tracker import ALPHAS, Tally, score_pair
+    from training.tracking_pairs import KnownPair
+
+    h, w = 60, 80
+    image = texture(3, (h, w))
+    true_flow = np.zeros((h, w, 2), np.float32)
+    true_flow[..., 0] = 5.0
+    skin = np.zeros((h, w), bool)
+    skin[:, : w // 2] = True  # the left half is skin, the right half a plain wall
+    flow = true_flow.copy()
+    flow[:, w // 2 :] = 30.0  # wrong on the wall only
+    pair = KnownPair(image, image, true_flow, np.ones((h, w), bool), skin_a=skin)
+    tally = Tally(hits=np.zeros(len(ALPHAS), np.int64))
+    score_pair(tally, pair, flow)
+    figures = tally.summary()
+    assert figures["pck_skin@0.05"] == 1.0
+    assert 0.4 < figures["pck@0.05"] < 0.6
+    without = Tally(hits=np.zeros(len(ALPHAS), np.int64))
+    score_pair(without, KnownPair(image, image, true_flow, np.ones((h, w), bool)), flow)
+    assert "pck_skin@0.05" not in without.summary()

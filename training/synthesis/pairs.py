@@ -53,6 +53,8 @@ class PairSample:
     new_in_b: B ids of lesions that appeared. gone_from_a: A ids of lesions that vanished.
     changed: A ids of corresponding lesions that evolved (growth, shape, colour).
     only_in_a / only_in_b: ids visible in one photo only because of the viewpoint.
+    skin_a: (H, W) bool, A's pixels that show skin (not background, clothing or hair-free
+    gaps of the silhouette): the pixels where a flow can be judged on what it is for.
     """
 
     image_a: np.ndarray = field(repr=False)
@@ -72,6 +74,7 @@ class PairSample:
     only_in_a: tuple[int, ...]
     only_in_b: tuple[int, ...]
     mm_per_px: float
+    skin_a: np.ndarray | None = field(default=None, repr=False)
 
 
 def evolve_lesion(placed: PlacedLesion, rng: np.random.Generator) -> PlacedLesion:
@@ -254,4 +257,5 @@ def make_pair_sample(
         only_in_a=tuple(sorted(ids_a[k] for k in ids_a if k not in common and k not in gone)),
         only_in_b=tuple(sorted(ids_b[k] for k in ids_b if k not in common and k not in new)),
         mm_per_px=body.mm_per_px,
+        skin_a=np.ascontiguousarray(body.skin_mask[m : m + h, m : m + w]),
     )
