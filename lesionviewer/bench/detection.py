@@ -207,7 +207,7 @@ def _run_child(options: BenchOptions, folder: Path, scratch: Path, sizes: dict) 
         "device": options.device,
         "model": str(folder),
         "photos": photos,
-        "repeats": max(1, min(options.repeats, 3)),
+        "repeats": max(1, min(options.repeats, 5)),
         "pair_repeats": max(3, options.repeats),
     }
     env = dict(os.environ)
