@@ -40,6 +40,23 @@ def test_detect_returns_heatmap_lesions_and_model_identity(analyzer: Analyzer) -
     assert [lesion.id for lesion in detection.lesions] == list(range(1, len(detection.lesions) + 1))
 
 
+def test_the_full_heatmap_is_made_only_when_asked_for(analyzer: Analyzer) -> None:
+    photo = _photo(170, 260)
+    detection = analyzer.detect(photo)
+    assert detection.shape == (170, 260)
+    assert "heatmap" not in vars(detection)  # lesions and shape came from the coarse map
+    heatmap = detection.heatmap
+    assert "heatmap" in vars(detection) and detection.heatmap is heatmap  # made once
+    np.testing.assert_array_equal(heatmap, analyzer.heatmap(photo))
+    from core.postprocess import find_lesions
+
+    full = find_lesions(heatmap, analyzer.postprocess)
+    assert full  # the random model does find a region on this photo
+    assert [(le.bbox, le.area_px, le.score) for le in full] == [
+        (le.bbox, le.area_px, le.score) for le in detection.lesions
+    ]
+
+
 def test_fused_inference_matches_the_unfused_model(analyzer: Analyzer, tmp_path: Path) -> None:
     folder = tmp_path / "det"
     make_model_folder(folder, seed=2)
