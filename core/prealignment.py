@@ -161,8 +161,11 @@ def prealigned(flow_fn: FlowFn) -> FlowFn:
     def run(image_a: np.ndarray, image_b: np.ndarray) -> np.ndarray:
         first = np.asarray(flow_fn(image_a, image_b), np.float32)
         h, w = first.shape[:2]
-        guesses = [fit_similarity(first), phase_shift(image_a, image_b)]
-        guesses.append(sift_similarity(image_a, image_b))
+        guesses = (
+            fit_similarity(first),
+            phase_shift(image_a, image_b),
+            sift_similarity(image_a, image_b),
+        )
         best, best_score = first, alignment_score(image_a, image_b, first)
         for similarity in guesses:
             if similarity is None:

@@ -181,15 +181,19 @@ def instance_classes(instance_map: np.ndarray, class_map: np.ndarray) -> dict[in
     return out
 
 
-def _drop_small(match: ImageMatch, instance_map: np.ndarray, min_diameter_px: float) -> ImageMatch:
+def equivalent_diameters(instance_map: np.ndarray) -> dict[int, float]:
+    """{instance id: diameter (px) of the circle of the instance's area} for ids > 0."""
+    ids, areas = np.unique(instance_map[instance_map > 0], return_counts=True)
+    diameters = 2.0 * np.sqrt(areas / np.pi)
+    return {int(k): float(d) for k, d in zip(ids, diameters, strict=True)}
+
+
+def _drop_small(
+    match: ImageMatch, diameters: dict[int, float], min_diameter_px: float
+) -> ImageMatch:
     """Forget true instances whose equivalent diameter is below ``min_diameter_px`` and the
     predictions matched to them (neither hits nor false positives: "don't care")."""
-    ids, areas = np.unique(instance_map[instance_map > 0], return_counts=True)
-    small = {
-        int(k)
-        for k, a in zip(ids, areas, strict=True)
-        if 2.0 * np.sqrt(a / np.pi) < min_diameter_px
-    }
+    small = {k for k, d in diameters.items() if d < min_diameter_px}
     if not small:
         return match
     return ImageMatch(
@@ -243,20 +247,17 @@ class LesionDetectionMetric:
     ) -> ImageMatch:
         """Match one image's predictions and record the outcome; returns the matching."""
         match = match_lesions_to_instances(lesions, instance_map, min_iou=self.min_iou)
+        diameter = equivalent_diameters(instance_map)
         if self.min_diameter_px > 0:
-            match = _drop_small(match, instance_map, self.min_diameter_px)
+            match = _drop_small(match, diameter, self.min_diameter_px)
         self._n_images += 1
         self._n_true += len(match.pairs) + len(match.missed)
-        ids, areas = np.unique(instance_map[instance_map > 0], return_counts=True)
-        diameters = 2.0 * np.sqrt(areas / np.pi)
-        diameter = {int(k): float(d) for k, d in zip(ids, diameters, strict=True)}
-        for i, k in match.pairs:
-            self._true_diameters.append(diameter[k])
-            self._true_found_at.append(float(lesions[i].score))
         for k in match.missed:
             self._true_diameters.append(diameter[k])
             self._true_found_at.append(float("-inf"))
         for i, k in match.pairs:
+            self._true_diameters.append(diameter[k])
+            self._true_found_at.append(float(lesions[i].score))
             self._scores.append(float(lesions[i].score))
             self._is_tp.append(True)
             self._mal_labels.append(1 if classes.get(k, BENIGN) == MALIGNANT else 0)

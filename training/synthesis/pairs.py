@@ -53,8 +53,8 @@ class PairSample:
     new_in_b: B ids of lesions that appeared. gone_from_a: A ids of lesions that vanished.
     changed: A ids of corresponding lesions that evolved (growth, shape, colour).
     only_in_a / only_in_b: ids visible in one photo only because of the viewpoint.
-    skin_a: (H, W) bool, A's pixels that show skin (not background, clothing or hair-free
-    gaps of the silhouette): the pixels where a flow can be judged on what it is for.
+    skin_a: (H, W) bool, A's pixels that show skin (not background or clothing): where a
+    flow can be judged on what the tracker is for.
     """
 
     image_a: np.ndarray = field(repr=False)
