@@ -1,10 +1,11 @@
 """Random training crops of synthetic detection photos, with scale and colour augmentation.
 
-Lesions cover a tiny fraction of a body photo, so most crops are centred near a random
-lesion pixel; the rest are anywhere (skin, hair, clothing, background). Each crop is a
-random similarity transform of the photo (scale, rotation, flip), so lesions of ~6 px to
-~200 px are seen whatever sizes synthesis drew. Every random choice comes from a
-``numpy.random.Generator`` seeded by (seed, epoch, image index): the crops do not depend
+Lesions cover a tiny fraction of a body photo, so most crops are centred near a lesion
+(a random lesion pixel, or a random lesion and then one of its pixels, so that a 3 px mole
+is as likely a centre as a 60 px one); the rest are anywhere (skin, hair, clothing,
+background). Each crop is a random similarity transform of the photo (scale, rotation,
+flip), so lesions of ~6 px to ~200 px are seen whatever sizes synthesis drew. Every random
+choice comes from a ``numpy.random.Generator`` seeded by (seed, epoch, image index): the crops do not depend
 on the DataLoader worker that made them or on the number of workers.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -36,6 +38,9 @@ class CropRecipe:
         background (the black padding and dark backdrops of real tiles and scans).
     hard_negative: probability that a crop is centred on one of the photo's mined hard
         negatives (``lesion-train mine-negatives``), when the photo has any.
+    centre_on: what a lesion-centred crop draws uniformly: "pixel" (large lesions are
+        centres in proportion to their area) or "lesion" (every lesion alike; needs the
+        photo's instance map).
     """
 
     crop_size: int = 256
@@ -48,6 +53,11 @@ class CropRecipe:
     blur: float = 0.2
     border_bars: float = 0.0
     hard_negative: float = 0.0
+    centre_on: str = "pixel"
+
+    def __post_init__(self) -> None:
+        if self.centre_on not in ("pixel", "lesion"):
+            raise ValueError(f"centre_on must be 'pixel' or 'lesion', not {self.centre_on!r}")
 
     @classmethod
     def from_dict(cls, d: dict) -> CropRecipe:
@@ -95,25 +105,55 @@ def colour_jitter(image: np.ndarray, rng: np.random.Generator, recipe: CropRecip
     return (np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
+class Crops(NamedTuple):
+    """Crops of one photo: images (K, S, S, 3) uint8, class maps (K, S, S) uint8 and, when
+    the photo's instance map was given, instance maps (K, S, S) uint16 (else None)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    instances: np.ndarray | None
+
+
+def _lesion_pixel_sets(
+    class_map: np.ndarray, instance_map: np.ndarray | None, centre_on: str
+) -> list[np.ndarray]:
+    """Flat indices of lesion pixels to draw crop centres from: one set of every lesion
+    pixel ("pixel"), or a set per lesion ("lesion"); empty when the photo has none."""
+    if centre_on == "lesion":
+        if instance_map is None:
+            raise ValueError("centre_on='lesion' needs the photo's instance map")
+        flat = instance_map.ravel()
+        return [np.flatnonzero(flat == k) for k in np.unique(flat[flat > 0])]
+    pixels = np.flatnonzero(class_map.ravel() > 0)
+    return [pixels] if pixels.size else []
+
+
 def random_crops(
     image: np.ndarray,
     class_map: np.ndarray,
     rng: np.random.Generator,
     recipe: CropRecipe,
     negatives: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+    instance_map: np.ndarray | None = None,
+) -> Crops:
     """``recipe.crops_per_image`` augmented crops of one photo.
 
     image: (H, W, 3) uint8 RGB; class_map: (H, W) integer {0, 1, 2}; negatives: float32
-    (N, 2) hard-negative centroids (x, y) of this photo, or None.
-    Returns images (K, S, S, 3) uint8 and class maps (K, S, S) uint8 (S = crop_size).
-    Pixels outside the photo are filled by reflection (labels reflect with them).
+    (N, 2) hard-negative centroids (x, y) of this photo, or None; instance_map: (H, W)
+    integer lesion ids (0 = none, ids < 65536), or None.
+    Returns :class:`Crops` (S = crop_size); the instance crops are cut with the same
+    transforms as the labels. Pixels outside the photo are filled by reflection (labels
+    reflect with them).
     """
     h, w = class_map.shape
     s = recipe.crop_size
-    lesion_yx = np.flatnonzero(class_map.ravel() > 0)
+    lesion_sets = _lesion_pixel_sets(class_map, instance_map, recipe.centre_on)
     images = np.empty((recipe.crops_per_image, s, s, 3), np.uint8)
     labels = np.empty((recipe.crops_per_image, s, s), np.uint8)
+    instances = None
+    if instance_map is not None:
+        instances = np.empty((recipe.crops_per_image, s, s), np.uint16)
+        instance_map = instance_map.astype(np.uint16, copy=False)
     has_negatives = negatives is not None and len(negatives) > 0
     for k in range(recipe.crops_per_image):
         # the extra draw only when asked for, so that older recipes give the same crops
@@ -121,9 +161,11 @@ def random_crops(
             cx, cy = negatives[int(rng.integers(len(negatives)))]
             jitter = 0.25 * recipe.crop_size
             centre = (cx + rng.uniform(-jitter, jitter), cy + rng.uniform(-jitter, jitter))
-        elif lesion_yx.size and rng.random() < recipe.lesion_centred:
-            idx = int(lesion_yx[rng.integers(lesion_yx.size)])
-            cy, cx = divmod(idx, w)
+        elif lesion_sets and rng.random() < recipe.lesion_centred:
+            pixels = lesion_sets[0]
+            if recipe.centre_on == "lesion":  # "pixel" draws as before: same old crops
+                pixels = lesion_sets[int(rng.integers(len(lesion_sets)))]
+            cy, cx = divmod(int(pixels[rng.integers(pixels.size)]), w)
             # keep the lesion inside the crop but not always in its middle
             jitter = 0.35 * s
             centre = (cx + rng.uniform(-jitter, jitter), cy + rng.uniform(-jitter, jitter))
@@ -136,21 +178,26 @@ def random_crops(
         images[k] = cv2.warpAffine(
             src, m, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
         )
-        labels[k] = cv2.warpAffine(
-            class_map.astype(np.uint8),
-            m,
-            (s, s),
-            flags=cv2.INTER_NEAREST,
-            borderMode=cv2.BORDER_REFLECT_101,
-        )
+        labels[k] = _warp_labels(class_map.astype(np.uint8), m, s)
+        if instances is not None:
+            instances[k] = _warp_labels(instance_map, m, s)
         images[k] = colour_jitter(images[k], rng, recipe)
         if recipe.border_bars > 0 and rng.random() < recipe.border_bars:
-            _border_bar(images[k], labels[k], rng)
-    return images, labels
+            band = _border_bar(images[k], labels[k], rng)
+            if instances is not None:
+                instances[k][band] = 0
+    return Crops(images, labels, instances)
 
 
-def _border_bar(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> None:
-    """Paint a uniform dark band (5-40 % of the side) along one edge; it is background."""
+def _warp_labels(label_map: np.ndarray, m: np.ndarray, side: int) -> np.ndarray:
+    return cv2.warpAffine(
+        label_map, m, (side, side), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT_101
+    )
+
+
+def _border_bar(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> tuple:
+    """Paint a uniform dark band (5-40 % of the side) along one edge; it is background.
+    Returns the band's index expression."""
     s = labels.shape[0]
     width = int(rng.uniform(0.05, 0.4) * s)
     colour = rng.uniform(0, 60, 3) if rng.random() < 0.8 else rng.uniform(60, 200, 3)
@@ -159,11 +206,13 @@ def _border_bar(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator)
     ]
     image[band] = np.clip(colour + rng.normal(0, 2, image[band].shape), 0, 255).astype(np.uint8)
     labels[band] = 0
+    return band
 
 
 class CropDataset(Dataset):
-    """Wraps a detection dataset (items {"image": uint8 (3,H,W), "class_map": (H,W)}) and
-    yields, per photo, {"image": uint8 (K,3,S,S), "class_map": int64 (K,S,S)}.
+    """Wraps a detection dataset (items {"image": uint8 (3,H,W), "class_map": (H,W)} and
+    optionally "instance_map" (H,W)) and yields, per photo, {"image": uint8 (K,3,S,S),
+    "class_map": int64 (K,S,S)} and, when the photo has one, "instance_map" int64 (K,S,S).
 
     Index ``i`` covers the whole schedule: epoch ``e, j = divmod(i, photos_per_epoch)``;
     it reads photo ``i`` of ``base`` (``fresh_photos_per_epoch``: every epoch new photos,
@@ -204,12 +253,20 @@ class CropDataset(Dataset):
         item = self.base[photo]
         image = item["image"].permute(1, 2, 0).contiguous().numpy()
         class_map = np.asarray(item["class_map"], dtype=np.uint8)
+        instance_map = item.get("instance_map")
+        if instance_map is not None:
+            instance_map = np.asarray(instance_map, dtype=np.uint16)
         rng = np.random.default_rng([self.seed, epoch, j])
-        images, labels = random_crops(image, class_map, rng, self.recipe, self.negatives.get(photo))
-        return {
-            "image": torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
-            "class_map": torch.from_numpy(labels.astype(np.int64)),
+        crops = random_crops(
+            image, class_map, rng, self.recipe, self.negatives.get(photo), instance_map
+        )
+        out = {
+            "image": torch.from_numpy(crops.images).permute(0, 3, 1, 2).contiguous(),
+            "class_map": torch.from_numpy(crops.labels.astype(np.int64)),
         }
+        if crops.instances is not None:
+            out["instance_map"] = torch.from_numpy(crops.instances.astype(np.int64))
+        return out
 
 
 class EpochSampler(Sampler[int]):

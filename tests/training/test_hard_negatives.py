@@ -46,7 +46,7 @@ def test_crops_centre_on_the_mined_negatives() -> None:
         hard_negative=1.0,
     )
     negatives = np.array([[500.0, 300.0]], np.float32)
-    crops, _ = random_crops(image, labels, np.random.default_rng(0), recipe, negatives)
+    crops = random_crops(image, labels, np.random.default_rng(0), recipe, negatives).images
     green = (crops[..., 1] > 150) & (crops[..., 0] < 60)
     assert green.reshape(8, -1).any(axis=1).all()
 

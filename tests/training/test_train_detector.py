@@ -167,7 +167,7 @@ def test_border_bars_are_background() -> None:
     image = np.full((64, 64, 3), 200, np.uint8)
     class_map = np.ones((64, 64), np.uint8)  # all lesion
     recipe = CropRecipe(crop_size=32, crops_per_image=16, border_bars=1.0, scale_range=(1, 1))
-    images, labels = random_crops(image, class_map, np.random.default_rng(0), recipe)
+    images, labels, _ = random_crops(image, class_map, np.random.default_rng(0), recipe)
     for img, lab in zip(images, labels, strict=True):
         assert 0 < (lab == 0).mean() <= 0.45
         bar = lab == 0
