@@ -5,8 +5,8 @@ Lesions cover a tiny fraction of a body photo, so most crops are centred near a 
 is as likely a centre as a 60 px one); the rest are anywhere (skin, hair, clothing,
 background). Each crop is a random similarity transform of the photo (scale, rotation,
 flip), so lesions of ~6 px to ~200 px are seen whatever sizes synthesis drew. Every random
-choice comes from a ``numpy.random.Generator`` seeded by (seed, epoch, image index): the crops do not depend
-on the DataLoader worker that made them or on the number of workers.
+choice comes from a ``numpy.random.Generator`` seeded by (seed, epoch, image index): the
+crops do not depend on the DataLoader worker that made them or on the number of workers.
 """
 
 from __future__ import annotations
