@@ -56,10 +56,27 @@ def _tracker_recipe(root: Path) -> Path:
     return path
 
 
+def _detector_recipe(root: Path) -> Path:
+    """The small-lesion detector recipe (instance maps in the crops, weighted loss) with
+    photos made on the fly instead of its local pool folder."""
+    cfg = json.loads((REPO_ROOT / "training/configs/detector_small.json").read_text())
+    defaults = json.loads((REPO_ROOT / "training/configs/detector.json").read_text())
+    cfg["data"] = defaults["data"]
+    path = root / "detector.json"
+    path.write_text(json.dumps(cfg))
+    return path
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("cuda")
-    _train("detector", root / "detector", root / "work-det")
+    _train(
+        "detector",
+        root / "detector",
+        root / "work-det",
+        "--config",
+        str(_detector_recipe(root)),
+    )
     _train(
         "tracker",
         root / "tracker",
