@@ -61,3 +61,29 @@ def test_too_few_lesions_are_left_alone() -> None:
     n = len(points)
     shifts = consensus_shifts(points, points, points + 40.0, _gate(n, n), 721.0)
     assert np.array_equal(shifts, np.zeros_like(points))
+
+
+def test_two_neighbours_on_one_b_lesion_count_once() -> None:
+    # a validation pair: lesion 3 (a large mole, 664 px) is carried 0.3 px from its partner
+    # B 3. Shifting it 100 px left puts it on a new lesion (B 5) and two of its neighbours
+    # (one of them gone) both on B 3: "4 supporters" for only 3 lesions of B. Matching is
+    # one-to-one, so that support is 3 and the flow, right here, stays.
+    points_a = np.array(
+        [[294.7, 132.2], [345.4, 245.2], [396.0, 127.9], [240.5, 314.2],
+         [366.3, 363.8], [332.8, 294.8], [447.0, 297.7]]
+    )  # fmt: skip
+    carried = np.array(
+        [[239.1, 194.9], [266.9, 303.1], [326.5, 208.3], [166.7, 361.0],
+         [281.9, 415.5], [251.6, 349.4], [358.3, 357.2]]
+    )  # fmt: skip
+    points_b = np.array(
+        [[239.2, 195.2], [267.4, 303.2], [326.6, 208.6], [167.0, 361.1],
+         [360.9, 358.6], [29.2, 341.6], [165.4, 289.1]]
+    )  # fmt: skip
+    gate = np.array(
+        [[17.0, 17.0, 17.5, 37.1, 35.8, 29.1, 17.0], [16.9, 16.7, 17.5, 37.1, 35.8, 29.1, 16.5],
+         [17.8, 17.8, 17.8, 37.1, 35.8, 29.1, 17.8], [38.0] * 7, [42.6] * 7,
+         [18.7, 18.7, 18.7, 37.1, 35.8, 29.1, 18.7], [29.2, 29.2, 29.2, 37.1, 35.8, 29.2, 29.2]]
+    )  # fmt: skip
+    shifts = consensus_shifts(points_a, carried, points_b, gate, 640.0)
+    assert np.array_equal(shifts, np.zeros_like(carried))
