@@ -106,11 +106,10 @@ def _one_to_one(hits: np.ndarray, gap: np.ndarray, nearest: np.ndarray) -> np.nd
     """
     kept = np.zeros_like(hits)
     rows, cols = np.nonzero(hits)
-    # nearest first, so that the first (row, B lesion) occurrence is the one to keep
-    order = np.lexsort((gap[rows, cols], nearest[rows, cols], rows))
+    # nearest first: np.unique then keeps each (row, B lesion)'s nearest neighbour
+    order = np.argsort(gap[rows, cols], kind="stable")
     rows, cols = rows[order], cols[order]
     key = rows * (int(nearest.max()) + 1) + nearest[rows, cols]
-    first = np.ones(key.size, bool)
-    first[1:] = key[1:] != key[:-1]
+    _, first = np.unique(key, return_index=True)
     kept[rows[first], cols[first]] = True
     return kept
