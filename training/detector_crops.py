@@ -211,8 +211,11 @@ def _border_bar(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator)
 
 class CropDataset(Dataset):
     """Wraps a detection dataset (items {"image": uint8 (3,H,W), "class_map": (H,W)} and
-    optionally "instance_map" (H,W)) and yields, per photo, {"image": uint8 (K,3,S,S),
-    "class_map": int64 (K,S,S)} and, when the photo has one, "instance_map" int64 (K,S,S).
+    "instance_map" (H,W) where needed) and yields, per photo, {"image": uint8 (K,3,S,S),
+    "class_map": int64 (K,S,S)} and, with ``instances`` (for a loss that weighs lesions by
+    size), "instance_map" int64 (K,S,S). The instance maps are read only when
+    ``instances`` is set or the recipe centres crops per lesion: older recipes do no extra
+    work.
 
     Index ``i`` covers the whole schedule: epoch ``e, j = divmod(i, photos_per_epoch)``;
     it reads photo ``i`` of ``base`` (``fresh_photos_per_epoch``: every epoch new photos,
@@ -232,8 +235,10 @@ class CropDataset(Dataset):
         seed: int,
         fresh_photos_per_epoch: bool = False,
         negatives: dict[int, np.ndarray] | None = None,
+        instances: bool = False,
     ) -> None:
         self.base = base
+        self.instances = bool(instances)
         self.negatives = negatives or {}
         self.recipe = recipe
         self.photos_per_epoch = int(photos_per_epoch)
@@ -253,9 +258,11 @@ class CropDataset(Dataset):
         item = self.base[photo]
         image = item["image"].permute(1, 2, 0).contiguous().numpy()
         class_map = np.asarray(item["class_map"], dtype=np.uint8)
-        instance_map = item.get("instance_map")
-        if instance_map is not None:
-            instance_map = np.asarray(instance_map, dtype=np.uint16)
+        instance_map = None
+        if self.instances or self.recipe.centre_on == "lesion":
+            if "instance_map" not in item:
+                raise ValueError(f"photo {photo} has no instance map, which the recipe needs")
+            instance_map = np.asarray(item["instance_map"], dtype=np.uint16)
         rng = np.random.default_rng([self.seed, epoch, j])
         crops = random_crops(
             image, class_map, rng, self.recipe, self.negatives.get(photo), instance_map
@@ -264,7 +271,7 @@ class CropDataset(Dataset):
             "image": torch.from_numpy(crops.images).permute(0, 3, 1, 2).contiguous(),
             "class_map": torch.from_numpy(crops.labels.astype(np.int64)),
         }
-        if crops.instances is not None:
+        if self.instances:
             out["instance_map"] = torch.from_numpy(crops.instances.astype(np.int64))
         return out
 

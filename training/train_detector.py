@@ -406,6 +406,7 @@ def _train(args: argparse.Namespace, cfg: dict, digest: str, info: dist_utils.Di
         seed=int(cfg["seed"]),
         fresh_photos_per_epoch=fresh,
         negatives=hard_negatives(cfg["data"]),
+        instances=bool(cfg["loss"].get("small_lesion")),
     )
     per_process = photos_per_epoch // info.world_size
     steps = max(1, per_process // int(t["photos_per_batch"]))

@@ -71,7 +71,12 @@ def test_crop_dataset_passes_instance_maps_on() -> None:
         }
     ]
     crops = CropDataset(
-        base, CropRecipe(crop_size=48, crops_per_image=3), photos_per_epoch=1, epochs=1, seed=0
+        base,
+        CropRecipe(crop_size=48, crops_per_image=3),
+        photos_per_epoch=1,
+        epochs=1,
+        seed=0,
+        instances=True,
     )
     item = crops[0]
     assert item["instance_map"].shape == (3, 48, 48)
@@ -86,6 +91,11 @@ def test_crop_dataset_passes_instance_maps_on() -> None:
     assert "instance_map" not in without[0]
     # the instance maps change nothing else
     assert torch.equal(without[0]["image"], item["image"])
+    asking = CropDataset(
+        without.base, without.recipe, photos_per_epoch=1, epochs=1, seed=0, instances=True
+    )
+    with pytest.raises(ValueError, match="photo 0 has no instance map"):
+        asking[0]
 
 
 def test_small_lesion_weights_follow_the_equivalent_diameter() -> None:
