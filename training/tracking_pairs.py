@@ -41,7 +41,9 @@ class KnownPair:
     position in B; valid: bool (H, W), the position lies inside B.
     lesions_a/lesions_b: painted lesions (ids from 1); correspondences (id_a, id_b);
     new_in_b: ids of B lesions painted where A showed the skin; gone_from_a: ids.
-    skin_a: bool (H, W), A's skin pixels, when known (synthetic pairs)."""
+    skin_a: bool (H, W), A's skin pixels, when known (synthetic pairs).
+    faint_in_a: ids of B lesions that are neither new nor matched because photo A shows
+    their partner with fewer than the visibility threshold's pixels (synthetic pairs)."""
 
     image_a: np.ndarray = field(repr=False)
     image_b: np.ndarray = field(repr=False)
@@ -53,6 +55,7 @@ class KnownPair:
     new_in_b: tuple[int, ...] = ()
     gone_from_a: tuple[int, ...] = ()
     skin_a: np.ndarray | None = field(default=None, repr=False)
+    faint_in_a: tuple[int, ...] = ()
 
 
 def random_forward_map(

@@ -21,7 +21,9 @@ def test_a_regional_flow_error_is_outvoted_by_the_neighbours() -> None:
     a = [disc_lesion(i + 1, x, y, 6) for i, (x, y) in enumerate(CLUSTER)]
     b = [disc_lesion(i + 11, x + 40, y, 6) for i, (x, y) in enumerate(CLUSTER)]
     flow = translation((400, 600), 0, 0)
-    plain, new, gone = match_lesions(a, b, flow, paint(a), paint(b), use_consensus=False)
+    plain, new, gone = match_lesions(
+        a, b, flow, paint(a), paint(b), use_consensus=False, near_miss=False
+    )
     assert plain == () and len(new) == len(gone) == len(CLUSTER)
     matches, new, gone = match_lesions(a, b, flow, paint(a), paint(b))
     assert [(m.a, m.b) for m in matches] == [(i + 1, i + 11) for i in range(len(CLUSTER))]

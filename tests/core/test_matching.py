@@ -77,6 +77,29 @@ def test_far_lesion_is_gated_out() -> None:
     assert matches == () and new == (1,) and gone == (1,)
 
 
+def test_near_miss_of_a_like_sized_lesion_is_matched_with_low_confidence() -> None:
+    # the flow left a small lesion 30 px short of its partner: beyond the gate (2 radii + 2 %
+    # of the diagonal = 20 px), within the second look's (2 radii + 3.5 % = 31 px)
+    a = [disc_lesion(1, 100, 100, 3), disc_lesion(2, 400, 300, 3)]
+    b = [disc_lesion(1, 130, 100, 3), disc_lesion(2, 430, 300, 6)]  # lesion 2: 4x the area
+    flow = translation((400, 600), 0, 0)
+    matches, new, gone = match_lesions(a, b, flow, paint(a), paint(b))
+    assert [(m.a, m.b) for m in matches] == [(1, 1)]
+    assert matches[0].confidence < 0.05
+    assert new == (2,) and gone == (2,)  # sizes disagree: a gone lesion and a new one
+    plain, new, gone = match_lesions(a, b, flow, paint(a), paint(b), near_miss=False)
+    assert plain == () and new == (1, 2) and gone == (1, 2)
+
+
+def test_near_miss_leaves_gated_matches_alone() -> None:
+    # A's lesion 1 lies within the gate of B's 1 and within the second look's of B's 2: the
+    # gated match is kept, and B's 2 does not take a lesion already matched
+    a = [disc_lesion(1, 100, 100, 3)]
+    b = [disc_lesion(1, 110, 100, 3), disc_lesion(2, 75, 100, 3)]
+    matches, new, gone = match_lesions(a, b, translation((400, 600), 0, 0), paint(a), paint(b))
+    assert [(m.a, m.b) for m in matches] == [(1, 1)] and new == (2,) and gone == ()
+
+
 def zoom_flow(shape, factor, centre) -> np.ndarray:
     ys, xs = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
     flow = np.stack([(xs - centre[0]) * (factor - 1), (ys - centre[1]) * (factor - 1)], -1)

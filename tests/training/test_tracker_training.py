@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -111,6 +112,23 @@ def test_scoring_the_true_flow_is_perfect_and_zero_flow_is_not() -> None:
     assert s["pck@0.01"] == 1.0 and s["lesion_matching_accuracy"] == 1.0
     assert s["new_lesion_recall"] == 1.0 and s["new_lesion_precision"] == 1.0
     assert zero.summary()["pck@0.01"] < 1.0
+
+
+def test_new_calls_on_lesions_the_truth_leaves_unlabelled_count_only_in_strict_precision() -> None:
+    pair = make_known_pair(
+        texture(4, (240, 320)), np.random.default_rng(5), lesions=6, gone=1, new=2
+    )
+    assert len(pair.new_in_b) == 2
+    # the truth knows the first new lesion only as a speck photo A barely showed
+    speck, kept = pair.new_in_b
+    faint = dataclasses.replace(pair, new_in_b=(kept,), faint_in_a=(speck,))
+    unlabelled = dataclasses.replace(pair, new_in_b=(kept,))
+    for case in (faint, unlabelled):
+        tally = Tally(hits=np.zeros(len(ALPHAS), np.int64))
+        score_pair(tally, case, case.flow)  # the true flow calls both lesions new
+        s = tally.summary()
+        assert s["new_lesion_recall"] == 1.0 and s["new_lesion_precision_strict"] == 0.5
+        assert s["new_lesion_precision"] == (1.0 if case is faint else 0.5)
 
 
 @pytest.mark.parametrize("name", list(BASELINES))
