@@ -3,7 +3,8 @@
 Lesions of photo A are carried into photo B by the flow (A pixel + flow = its position in B),
 corrected where their neighbours agree the flow is locally off (:mod:`core.lesion_consensus`),
 and matched one-to-one to B's lesions with the Hungarian algorithm, gated by a distance that
-grows with the lesion's size. Unmatched lesions of B are new, unmatched lesions of A are gone,
+grows with the lesion's size; what the gate leaves unmatched gets a second look
+(:mod:`core.near_miss`). Unmatched lesions of B are new, unmatched lesions of A are gone,
 except where the other photo does not show that skin (the camera moved): an unmatched B
 lesion whose centre lies outside photo A's field of view, or an unmatched A lesion carried
 outside photo B, is reported as outside the other photo's view rather than as new or gone
@@ -22,6 +23,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from core.lesion_consensus import consensus_shifts
+from core.near_miss import NEAR_MISS_FRACTION, near_miss_allowed, surroundings_agreement
 from core.types import Lesion, LesionMatch
 
 #: Distance gate: a carried A lesion may match a B lesion whose centroid lies within
@@ -34,19 +36,6 @@ from core.types import Lesion, LesionMatch
 GATE_RADII = 2.0
 GATE_MIN_FRACTION = 0.02
 
-#: Second look at what the gate left unmatched: where skin has no texture the flow can be
-#: off by twice its usual slack, and a small lesion carried there reads as one lesion gone
-#: and one new. An A lesion and a B lesion both left unmatched pair up when the carried
-#: distance is within GATE_RADII radii plus NEAR_MISS_FRACTION of the diagonal and their
-#: areas (A's corrected for the flow's scale) differ by less than NEAR_MISS_AREA_RATIO
-#: either way. The surroundings cannot settle it (on plain skin the context correlates as
-#: little at the right place as at the wrong one); size can. On the 216 validation pairs of
-#: seeds 4002-4006, 14 small lesions were lost this way, and their sizes agreed within 1.3x
-#: in radius. With this pass lesion matching went from 0.987 to 0.993 and new-lesion
-#: precision on seed 4006 from 0.86 to 0.92, with no new lesion lost. A slack of 0.04-0.05
-#: started pairing gone lesions with new ones (seed 4005).
-NEAR_MISS_FRACTION = 0.035
-NEAR_MISS_AREA_RATIO = 2.0
 
 #: The "changed" rule, all thresholds inclusive of nothing (strict inequalities).
 AREA_RATIO_GROWTH = 1.3
@@ -305,9 +294,9 @@ def match_lesions(
     A pair is allowed when the distance d between the carried A centroid and B's centroid is
     within the gate g = GATE_RADII * max(r_A * sqrt(scale), r_B) + GATE_MIN_FRACTION * diag_B;
     the assignment matches as many allowed pairs as it can, then minimises their distances.
-    near_miss: then pair what is left unmatched within the wider gate of
-    :data:`NEAR_MISS_FRACTION` when the two lesions' areas agree (:data:`NEAR_MISS_AREA_RATIO`);
-    such matches are beyond the gate, so their confidence is low.
+    near_miss: then take a second look at what is left unmatched (:mod:`core.near_miss`: a
+    wider gate, like sizes, surroundings the flow does not line up); such matches lie beyond
+    the gate, so their confidence is low.
     confidence = exp(-0.5 (3 d / g)^2) * (1 - exp(-3 margin / g)) with margin the gap to the
     second nearest B lesion (1 when there is none): near and unambiguous matches score high.
     """
@@ -328,7 +317,8 @@ def match_lesions(
         ]
     )
     r_b = np.array([_equivalent_radius(le.area_px) for le in lesions_b])
-    gate = GATE_RADII * np.maximum(r_a[:, None], r_b[None]) + GATE_MIN_FRACTION * diag_b
+    radii = np.maximum(r_a[:, None], r_b[None])
+    gate = GATE_RADII * radii + GATE_MIN_FRACTION * diag_b
     pos_a = np.array([c.centroid for c in carried])
     if use_consensus:
         pos_a = pos_a + consensus_shifts(
@@ -337,15 +327,26 @@ def match_lesions(
     dist = np.linalg.norm(pos_a[:, None] - pos_b[None], axis=2)
     pairs = _assign(dist, dist <= gate)
     if near_miss:
-        area_a = np.array([le.area_px for le in lesions_a]) * np.array([c.scale for c in carried])
-        area_b = np.array([le.area_px for le in lesions_b], np.float64)
-        size_ratio = np.maximum(area_a[:, None], area_b[None]) / np.maximum(
-            np.minimum(area_a[:, None], area_b[None]), 1e-6
+        unmatched_a = np.ones(len(lesions_a), bool)
+        unmatched_b = np.ones(len(lesions_b), bool)
+        for i, j in pairs:
+            unmatched_a[i] = unmatched_b[j] = False
+
+        def surroundings(i: int, j: int) -> float:
+            offset = pos_b[j] - pos_a[i]
+            return surroundings_agreement(
+                image_a, image_b, flow, lesions_a[i].centroid, radii[i, j], offset
+            )
+
+        allowed = near_miss_allowed(
+            dist,
+            GATE_RADII * radii + NEAR_MISS_FRACTION * diag_b,
+            np.array([le.area_px * c.scale for le, c in zip(lesions_a, carried, strict=True)]),
+            np.array([le.area_px for le in lesions_b], np.float64),
+            unmatched_a,
+            unmatched_b,
+            surroundings,
         )
-        wide_gate = gate + (NEAR_MISS_FRACTION - GATE_MIN_FRACTION) * diag_b
-        allowed = (dist <= wide_gate) & (size_ratio < NEAR_MISS_AREA_RATIO)
-        allowed[[i for i, _ in pairs], :] = False
-        allowed[:, [j for _, j in pairs]] = False
         pairs += _assign(dist, allowed)
     matches = []
     matched_a, matched_b = set(), set()

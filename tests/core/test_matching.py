@@ -91,6 +91,29 @@ def test_near_miss_of_a_like_sized_lesion_is_matched_with_low_confidence() -> No
     assert plain == () and new == (1, 2) and gone == (1, 2)
 
 
+def test_near_miss_is_not_taken_where_the_flow_lines_up_the_surroundings() -> None:
+    # the same geometry on textured skin that the (right) flow lines up: the A lesion is gone
+    # and a like-sized lesion is new 30 px away, not a lesion the flow misplaced
+    a = [disc_lesion(1, 300, 200, 3)]
+    b = [disc_lesion(1, 330, 200, 3)]
+    grain = np.random.default_rng(3).normal(0, 25, (400, 600, 1))
+    skin = cv2.GaussianBlur(grain, (0, 0), 2)[..., None] + np.array(SKIN, np.float64)
+    skin = np.clip(skin, 0, 255).astype(np.uint8)
+
+    def on_skin(lesions: list[Lesion]) -> np.ndarray:
+        image = skin.copy()
+        for le in lesions:
+            cv2.fillPoly(image, [le.contour.reshape(-1, 1, 2)], MOLE)
+        return image
+
+    flow = translation((400, 600), 0, 0)
+    matches, new, gone = match_lesions(a, b, flow, on_skin(a), on_skin(b))
+    assert matches == () and new == (1,) and gone == (1,)
+    # on plain skin the flow cannot be trusted there, and the pair is taken
+    matches, _, _ = match_lesions(a, b, flow, paint(a), paint(b))
+    assert [(m.a, m.b) for m in matches] == [(1, 1)]
+
+
 def test_near_miss_leaves_gated_matches_alone() -> None:
     # A's lesion 1 lies within the gate of B's 1 and within the second look's of B's 2: the
     # gated match is kept, and B's 2 does not take a lesion already matched
