@@ -73,11 +73,18 @@ def surroundings_agreement(
     ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
     map_x = xs + flow[y0:y1, x0:x1, 0]
     map_y = ys + flow[y0:y1, x0:x1, 1]
-    gray_a = cv2.cvtColor(image_a[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY)
-    gray_b = cv2.cvtColor(image_b, cv2.COLOR_RGB2GRAY)
-    b_at_a = cv2.remap(gray_b, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     h_b, w_b = image_b.shape[:2]
     inside_b = (map_x >= 0) & (map_y >= 0) & (map_x <= w_b - 1) & (map_y <= h_b - 1)
+    if not inside_b.any():
+        return float("nan")
+    # only the part of B the window maps to is read (photos may be 12 MP and more)
+    bx0, by0 = int(map_x[inside_b].min()), int(map_y[inside_b].min())
+    bx1, by1 = int(map_x[inside_b].max()) + 2, int(map_y[inside_b].max()) + 2
+    gray_a = cv2.cvtColor(image_a[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY)
+    gray_b = cv2.cvtColor(np.ascontiguousarray(image_b[by0:by1, bx0:bx1]), cv2.COLOR_RGB2GRAY)
+    b_at_a = cv2.remap(
+        gray_b, map_x - bx0, map_y - by0, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
     keep_out = 1.5 * radius + 2.0
     keep = (
         inside_b
