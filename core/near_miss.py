@@ -43,6 +43,18 @@ MAX_SURROUNDINGS_NCC = 0.4
 SURROUNDINGS_FRACTION = 0.05
 #: Side of the local-contrast window, as a fraction of A's long side (at least 5 px).
 CONTRAST_FRACTION = 0.012
+#: Samples across half the window: larger windows are read in blocks (a 12 MP photo's
+#: window of 600 px in 4 px blocks), so a lesion costs about the same on any photo size.
+SAMPLES_PER_HALF_WINDOW = 80
+
+
+def _grey_blocks(image: np.ndarray, step: int) -> np.ndarray:
+    """uint8 grey levels of an (h, w, 3) RGB crop, averaged over step x step blocks."""
+    grey = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
+    if step == 1:
+        return grey
+    size = (grey.shape[1] // step, grey.shape[0] // step)
+    return cv2.resize(grey[: size[1] * step, : size[0] * step], size, interpolation=cv2.INTER_AREA)
 
 
 def surroundings_agreement(
@@ -65,25 +77,37 @@ def surroundings_agreement(
     h, w = flow.shape[:2]
     window = max(5, int(CONTRAST_FRACTION * max(h, w)) | 1)
     half = max(6.0 * radius, SURROUNDINGS_FRACTION * float(np.hypot(h, w))) + window
+    # a large photo is judged on a coarser grid: the same skin, a bounded cost per lesion
+    step = max(1, int(round(half / SAMPLES_PER_HALF_WINDOW)))
+    window = max(3, int(window / step) | 1)
     cx, cy = centroid_a
-    x0, x1 = int(max(0, cx - half)), int(min(w, cx + half + 1))
-    y0, y1 = int(max(0, cy - half)), int(min(h, cy + half + 1))
-    if x1 - x0 < 2 * window or y1 - y0 < 2 * window:
+    x0, y0 = int(max(0, cx - half)), int(max(0, cy - half))
+    nx = (int(min(w, cx + half + 1)) - x0) // step
+    ny = (int(min(h, cy + half + 1)) - y0) // step
+    if nx < 3 * window or ny < 3 * window:
         return float("nan")
-    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-    map_x = xs + flow[y0:y1, x0:x1, 0]
-    map_y = ys + flow[y0:y1, x0:x1, 1]
+    # sample (i, j) is the mean of A's step x step block at (x0 + j step, y0 + i step)
+    centre = (step - 1) / 2.0
+    xs = (x0 + centre + step * np.arange(nx, dtype=np.float32))[None, :].repeat(ny, 0)
+    ys = (y0 + centre + step * np.arange(ny, dtype=np.float32))[:, None].repeat(nx, 1)
+    at = flow[y0 + step // 2 : y0 + ny * step : step, x0 + step // 2 : x0 + nx * step : step]
+    map_x, map_y = xs + at[..., 0], ys + at[..., 1]
     h_b, w_b = image_b.shape[:2]
     inside_b = (map_x >= 0) & (map_y >= 0) & (map_x <= w_b - 1) & (map_y <= h_b - 1)
     if not inside_b.any():
         return float("nan")
     # only the part of B the window maps to is read (photos may be 12 MP and more)
     bx0, by0 = int(map_x[inside_b].min()), int(map_y[inside_b].min())
-    bx1, by1 = int(map_x[inside_b].max()) + 2, int(map_y[inside_b].max()) + 2
-    gray_a = cv2.cvtColor(image_a[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY)
-    gray_b = cv2.cvtColor(np.ascontiguousarray(image_b[by0:by1, bx0:bx1]), cv2.COLOR_RGB2GRAY)
+    bx1 = min(w_b, bx0 + step * ((int(map_x[inside_b].max()) + 2 - bx0) // step + 1))
+    by1 = min(h_b, by0 + step * ((int(map_y[inside_b].max()) + 2 - by0) // step + 1))
+    gray_a = _grey_blocks(image_a[y0 : y0 + ny * step, x0 : x0 + nx * step], step)
+    gray_b = _grey_blocks(image_b[by0:by1, bx0:bx1], step)
     b_at_a = cv2.remap(
-        gray_b, map_x - bx0, map_y - by0, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        gray_b,
+        (map_x - bx0 - centre) / step,
+        (map_y - by0 - centre) / step,
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
     )
     keep_out = 1.5 * radius + 2.0
     keep = (

@@ -23,6 +23,16 @@ def test_surroundings_agree_under_the_right_flow_only() -> None:
     args = ((200.0, 150.0), 3.0, (25.0, 0.0))
     assert surroundings_agreement(a, b, right, *args) > 0.9
     assert surroundings_agreement(a, b, wrong, *args) < MAX_SURROUNDINGS_NCC
+    # a photo 4x larger is read in blocks, with the same verdicts
+    big_a, big_b = (cv2.resize(x, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC) for x in (a, b))
+    big_args = ((800.0, 600.0), 12.0, (100.0, 0.0))
+    assert (
+        surroundings_agreement(big_a, big_b, cv2.resize(right, None, fx=4, fy=4) * 4, *big_args)
+        > 0.9
+    )
+    assert (
+        surroundings_agreement(big_a, big_b, np.zeros((1200, 1600, 2), np.float32), *big_args) < 0.4
+    )
     # nothing to correlate on plain skin: no evidence for the flow
     plain = np.full_like(a, 150)
     assert surroundings_agreement(plain, plain, right, *args) == 0.0
