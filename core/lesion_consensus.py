@@ -67,18 +67,22 @@ def consensus_shifts(
 
     k_nearest = min(NEIGHBOURS, len(points_a))
     radius = NEIGHBOURHOOD_FRACTION * diagonal_b
+    # every lesion's neighbours, and every carried lesion's nearby B lesions, in two queries
+    distance_a, neighbours_a = tree_a.query(points_a, k_nearest, distance_upper_bound=radius)
+    distance_a, neighbours_a = (
+        distance_a.reshape(len(points_a), -1),
+        neighbours_a.reshape(len(points_a), -1),
+    )
+    gap_b, near_b = tree_b.query(
+        carried, min(CANDIDATES_PER_NEIGHBOUR, len(points_b)), distance_upper_bound=search
+    )
+    gap_b, near_b = gap_b.reshape(len(carried), -1), near_b.reshape(len(carried), -1)
     for i in range(len(points_a)):
-        distance, neighbours = tree_a.query(points_a[i], k_nearest, distance_upper_bound=radius)
-        neighbours = np.atleast_1d(neighbours)[np.isfinite(np.atleast_1d(distance))]
+        neighbours = neighbours_a[i][np.isfinite(distance_a[i])]
         if len(neighbours) < MIN_SUPPORT:
             continue
-        gap, near_b = tree_b.query(
-            carried[neighbours],
-            min(CANDIDATES_PER_NEIGHBOUR, len(points_b)),
-            distance_upper_bound=search,
-        )
-        found = np.isfinite(gap.reshape(len(neighbours), -1))
-        proposals = points_b[near_b.reshape(len(neighbours), -1)[found]]
+        found = np.isfinite(gap_b[neighbours])
+        proposals = points_b[near_b[neighbours][found]]
         from_neighbour = np.repeat(neighbours, found.sum(1))
         candidates = np.concatenate([np.zeros((1, 2)), proposals - carried[from_neighbour]])
         # every candidate shift applied to every neighbour, in one query

@@ -225,17 +225,18 @@ def _interior_and_ring_means(image: np.ndarray, mask: np.ndarray) -> tuple[np.nd
     y0, y1 = max(0, ys.min() - pad), min(h, ys.max() + pad + 1)
     x0, x1 = max(0, xs.min() - pad), min(w, xs.max() + pad + 1)
     m = mask[y0:y1, x0:x1].astype(np.uint8)
-    crop = image[y0:y1, x0:x1].astype(np.float64)
+    crop = np.ascontiguousarray(image[y0:y1, x0:x1])
     k_in = max(1, int(radius * 0.25))
-    inner = cv2.erode(m, np.ones((2 * k_in + 1,) * 2, np.uint8)).astype(bool)
-    if inner.sum() < 4:
-        inner = m.astype(bool)
+    inner = cv2.erode(m, np.ones((2 * k_in + 1,) * 2, np.uint8))
+    if cv2.countNonZero(inner) < 4:
+        inner = m
     k1, k2 = max(2, int(radius * 0.4)), max(4, int(radius * 1.2))
     near = cv2.dilate(m, np.ones((2 * k1 + 1,) * 2, np.uint8))
-    far = cv2.dilate(m, np.ones((2 * k2 + 1,) * 2, np.uint8))
-    ring = (far > 0) & (near == 0)
-    ring_mean = crop[ring].mean(0) if ring.any() else crop.reshape(-1, 3).mean(0)
-    return crop[inner].mean(0), ring_mean
+    ring = cv2.dilate(m, np.ones((2 * k2 + 1,) * 2, np.uint8))
+    ring[near > 0] = 0
+    # cv2.mean over a mask: the masked pixels' mean, without copying them out
+    ring_mean = cv2.mean(crop, ring if cv2.countNonZero(ring) else None)[:3]
+    return np.array(cv2.mean(crop, inner)[:3]), np.array(ring_mean)
 
 
 def colour_change(
