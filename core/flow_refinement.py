@@ -90,20 +90,22 @@ def refine_flow(image_a: np.ndarray, image_b: np.ndarray, flow: np.ndarray) -> n
     direct = dis.calc(gray_a, gray_b, None)
     candidates = (flow, composed, direct)
     contrast_a = local_contrast(gray_a, window)
-    errors = np.stack(
-        [
-            _local_error(contrast_a, _sample(gray_b, xs + f[..., 0], ys + f[..., 1]), window)
-            for f in candidates
-        ]
-    )
+    errors = np.empty((len(candidates), h, w), np.float32)
+    errors[0] = _local_error(contrast_a, warped_b, window)  # B sampled by the coarse flow
+    for k in (1, 2):
+        f = candidates[k]
+        errors[k] = _local_error(
+            contrast_a, _sample(gray_b, xs + f[..., 0], ys + f[..., 1]), window
+        )
     limit = MAX_CORRECTION_FRACTION * np.hypot(h, w)
     for k in (1, 2):
         change = candidates[k] - flow
         too_far = np.hypot(change[..., 0], change[..., 1]) > limit
-        errors[k][too_far] = np.inf
+        np.copyto(errors[k], np.inf, where=too_far)
         errors[k] /= ERROR_MARGIN
     choice = cv2.medianBlur(np.argmin(errors, axis=0).astype(np.uint8), 5)
     out = flow.copy()
     for k in (1, 2):
-        out[choice == k] = candidates[k][choice == k]
+        # copyto with a mask: the same as boolean indexing, without gathering the pixels
+        np.copyto(out, candidates[k], where=(choice == k)[..., None])
     return out
