@@ -38,7 +38,9 @@ def _gray(image: np.ndarray) -> np.ndarray:
 
 
 def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    """Read-only float32 (h, w) pixel x and y coordinates (broadcast views: no memory)."""
+    xs = np.broadcast_to(np.arange(w, dtype=np.float32)[None, :], (h, w))
+    ys = np.broadcast_to(np.arange(h, dtype=np.float32)[:, None], (h, w))
     return xs, ys
 
 
@@ -57,6 +59,18 @@ def _local_error(contrast_a: np.ndarray, b_at_a: np.ndarray, window: int) -> np.
     """Mean absolute difference over ``window`` of A's local contrast and B's (sampled at A)."""
     diff = np.abs(contrast_a - local_contrast(b_at_a, window))
     return cv2.boxFilter(diff, -1, (window, window))
+
+
+def _first_argmin(errors: np.ndarray) -> np.ndarray:
+    """uint8 (h, w): np.argmin(errors, axis=0) of a (k, h, w) stack (the first on ties),
+    plane by plane (argmin across planes of a large stack is several times slower)."""
+    choice = np.zeros(errors.shape[1:], np.uint8)
+    best = errors[0].copy()
+    for k in range(1, len(errors)):
+        better = errors[k] < best
+        choice[better] = k
+        np.minimum(best, errors[k], out=best)
+    return choice
 
 
 def refine_flow(image_a: np.ndarray, image_b: np.ndarray, flow: np.ndarray) -> np.ndarray:
@@ -103,7 +117,7 @@ def refine_flow(image_a: np.ndarray, image_b: np.ndarray, flow: np.ndarray) -> n
         too_far = np.hypot(change[..., 0], change[..., 1]) > limit
         np.copyto(errors[k], np.inf, where=too_far)
         errors[k] /= ERROR_MARGIN
-    choice = cv2.medianBlur(np.argmin(errors, axis=0).astype(np.uint8), 5)
+    choice = cv2.medianBlur(_first_argmin(errors), 5)
     out = flow.copy()
     for k in (1, 2):
         # copyto with a mask: the same as boolean indexing, without gathering the pixels
