@@ -36,6 +36,7 @@ from lesionviewer.app.view_data import (
     LesionMark,
     flagged_items,
     is_faint_new,
+    is_uncertain,
 )
 from lesionviewer.workers import WorkerPool
 
@@ -122,6 +123,8 @@ class CompareScene(QGraphicsView):
 
         for link in data.links:
             pen = QPen(LINE_COLORS.get(link.level, LINE_COLORS["watch"]), 2.0)
+            if is_uncertain(link):  # dotted: a match to check, not a finding
+                pen.setStyle(Qt.PenStyle.DotLine)
             pen.setCosmetic(True)
             p_a, p_b = at("a", link.a), at("b", link.b)
             line = scene.addLine(p_a.x(), p_a.y(), p_b.x(), p_b.y(), pen)
@@ -226,6 +229,7 @@ class CompareView(QWidget):
             "<span style='color:#3cc85a'>&#9473; stable</span>  "
             "<span style='color:#ff9600'>&#9473; watch</span>  "
             "<span style='color:#ff00c8'>&#9473; changed</span>  "
+            "<span style='color:#bbbbbb'>&#8943; uncertain match</span>  "
             "<span style='color:#00dcff'>&#9711; new</span>  "
             "<span style='color:#999'>&#9711; gone</span>  "
             "<span style='color:#828282'>&#9711; not in the other photo</span>"
@@ -283,6 +287,7 @@ class CompareView(QWidget):
             color = {
                 "new": NEW_COLOR,
                 "faint new": NEW_COLOR.lighter(130),
+                "uncertain match": LINE_COLORS["watch"],
                 "changed": LINE_COLORS["changed"],
                 "malignant": QColor(235, 30, 30),
                 "gone": QColor(120, 120, 120),
@@ -294,9 +299,13 @@ class CompareView(QWidget):
         n_faint = sum(is_faint_new(m) for m in data.new_in_b)
         n_hidden = len(data.outside_view_of_a) + len(data.outside_view_of_b)
         new_text = f"{n_new} new" + (f" ({n_faint} faint)" if n_faint else "")
+        n_uncertain = sum(is_uncertain(lk) for lk in data.links)
+        matched_text = f"{len(data.links)} matched" + (
+            f" ({n_uncertain} uncertain)" if n_uncertain else ""
+        )
         self.title.setText(
             f"{data.photo_a.visit_label} -> {data.photo_b.visit_label} ({data.photo_b.body_site}): "
-            f"{len(data.links)} matched, {new_text}, {len(data.gone_from_a)} gone, "
+            f"{matched_text}, {new_text}, {len(data.gone_from_a)} gone, "
             f"{n_changed} changed" + (f", {n_hidden} outside the other photo" if n_hidden else "")
         )
         self._update_buttons()

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from core.types import Lesion
+from lesionviewer.store.models import UNCERTAIN_MATCH_CONFIDENCE
 
 #: p_malignant at or above which a lesion is drawn and flagged as malignant.
 MALIGNANT_THRESHOLD = 0.5
@@ -104,6 +105,7 @@ class PhotoData:
 #: at a peak P(lesion) of 0.96, and to 1 per photo at 0.83).
 FAINT_NEW_SCORE = 0.95
 
+
 #: How a matched lesion changed, worst first: the colour of its line in the compare view.
 CHANGE_LEVELS = ("changed", "watch", "stable")
 
@@ -169,11 +171,18 @@ def is_faint_new(mark: LesionMark) -> bool:
     return not mark.manual and mark.score < FAINT_NEW_SCORE
 
 
+def is_uncertain(link: CompareLink) -> bool:
+    """Whether a match needs a look: drawn dotted, listed for a check (see
+    :data:`lesionviewer.store.models.UNCERTAIN_MATCH_CONFIDENCE`)."""
+    return link.confidence < UNCERTAIN_MATCH_CONFIDENCE
+
+
 def flagged_items(data: CompareData) -> list[FlagItem]:
     """Every lesion of a comparison, flagged ones first: new, changed, high p_malignant,
-    then faint new ones (P(lesion) under :data:`FAINT_NEW_SCORE`), then gone, then the rest,
-    then lesions the other photo does not show (ordered by p_malignant, highest first,
-    within a group)."""
+    then faint new ones (P(lesion) under :data:`FAINT_NEW_SCORE`) and uncertain matches
+    otherwise stable (:func:`is_uncertain`), then gone, then the rest, then lesions the
+    other photo does not show (ordered by p_malignant, highest first, within a group).
+    An uncertain match that is changed or malignant keeps its rank and says it is uncertain."""
     items: list[FlagItem] = []
     for m in data.new_in_b:
         if not is_faint_new(m):
@@ -190,14 +199,19 @@ def flagged_items(data: CompareData) -> list[FlagItem]:
             rank, reason = 1, "changed"
         elif b.malignant:
             rank, reason = 2, "malignant"
+        elif is_uncertain(link):
+            rank, reason = 3, "uncertain match"
         elif link.level == "watch":
             rank, reason = 5, "watch"
         else:
             rank, reason = 6, "stable"
+        label = "MATCH?" if reason == "uncertain match" else reason.upper()
         text = (
-            f"{b.label}  {reason.upper()}, area x{link.area_ratio:.2f}, "
+            f"{b.label}  {label}, area x{link.area_ratio:.2f}, "
             f"p malignant {b.p_malignant:.2f} ({link.p_malignant_change:+.2f})"
         )
+        if is_uncertain(link):
+            text += f", uncertain match of {link.a.label} (confidence {link.confidence:.2f})"
         items.append(FlagItem(rank, reason, text, link.a, b))
     for m in data.gone_from_a:
         items.append(FlagItem(4, "gone", f"{m.label}  GONE", m, None))

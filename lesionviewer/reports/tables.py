@@ -1,8 +1,9 @@
 """The lesion table of a report: one row per lesion observation, flagged lesions first.
 
 A lesion is flagged when it is new (first seen at a later visit), changed (its link
-from the previous visit says so) or likely malignant (effective class malignant, i.e.
-p_malignant >= HIGH_P_MALIGNANT or a clinician's class).
+from the previous visit says so), likely malignant (effective class malignant, i.e.
+p_malignant >= HIGH_P_MALIGNANT or a clinician's class), or linked to the previous visit
+by an uncertain match (a link of low confidence: check it is the same lesion).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ HIGH_P_MALIGNANT = MALIGNANT_THRESHOLD
 FLAG_NEW = "new"
 FLAG_CHANGED = "changed"
 FLAG_MALIGNANT = "high p_malignant"
+FLAG_UNCERTAIN = "uncertain match"
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,8 @@ class LesionRow:
 
     area_px: pixels; score, p_malignant in [0, 1]; area_ratio (this / previous visit),
     delta_e (colour change) and p_malignant_change (this - previous) are None when there
-    is no previous observation. flags: subset of ('new', 'changed', 'high p_malignant').
+    is no previous observation. flags: subset of ('new', 'changed', 'high p_malignant',
+    'uncertain match').
     """
 
     label: str
@@ -135,6 +138,8 @@ def collect_report(
                     flags.append(FLAG_CHANGED)
                 if obs.malignant:
                     flags.append(FLAG_MALIGNANT)
+                if link is not None and link.uncertain:
+                    flags.append(FLAG_UNCERTAIN)
                 rows.append(
                     LesionRow(
                         label=obs.lesion_label,

@@ -13,6 +13,12 @@ from pathlib import Path
 #: p_malignant at or above which an observation counts as malignant (when no override).
 MALIGNANT_THRESHOLD = 0.5
 
+#: A link whose confidence (see core.matching.match_lesions) is under this is an uncertain
+#: match, for a clinician to check: matches the flow carried within half the distance gate
+#: score above it; the second look's matches (a lesion carried beyond the gate, where the
+#: skin gave the flow nothing to hold on to) score under 0.02. A clinician's links have 1.
+UNCERTAIN_MATCH_CONFIDENCE = 0.3
+
 
 @dataclass(frozen=True)
 class Patient:
@@ -166,6 +172,11 @@ class TrackLink:
     p_malignant_change: float | None
     changed: bool
     created_at: str
+
+    @property
+    def uncertain(self) -> bool:
+        """Whether the match needs a check (see :data:`UNCERTAIN_MATCH_CONFIDENCE`)."""
+        return self.confidence < UNCERTAIN_MATCH_CONFIDENCE
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,11 @@ def skin_photo(path: Path, seed: int, spots: list[tuple[int, int, int]], *, gps:
     return path
 
 
-def filled_store(data_dir: Path, work: Path) -> tuple[Store, int, list[int]]:
-    """Returns (store, patient id, [photo id visit 1, photo id visit 2])."""
+def filled_store(
+    data_dir: Path, work: Path, *, uncertain: tuple[int, ...] = ()
+) -> tuple[Store, int, list[int]]:
+    """Returns (store, patient id, [photo id visit 1, photo id visit 2]); the tracking's
+    matches of the visit-1 lesion ids in ``uncertain`` have a low confidence."""
     store = Store.open(data_dir, actor="tester")
     patient = store.add_patient(NAME, record_number=RECORD, birth_date=BIRTH, sex="F")
     lesions_a = [square_lesion(1, 40, 40, 16, p_malignant=0.2), square_lesion(2, 150, 60, 14)]
@@ -54,7 +57,15 @@ def filled_store(data_dir: Path, work: Path) -> tuple[Store, int, list[int]]:
     store.save_tracking(
         photo_ids[0],
         photo_ids[1],
-        tracking(lesions_a, lesions_b, [(1, 1), (2, 2)], changed=(1,), width=W, height=H),
+        tracking(
+            lesions_a,
+            lesions_b,
+            [(1, 1), (2, 2)],
+            changed=(1,),
+            width=W,
+            height=H,
+            uncertain=uncertain,
+        ),
     )
     store.add_manual_observation(
         photo_ids[1], [(200, 20), (215, 20), (215, 35), (200, 35)], malignant=False

@@ -57,11 +57,21 @@ def tracking(
     outside_b: tuple[int, ...] = (),
     width: int = 64,
     height: int = 48,
+    uncertain: tuple[int, ...] = (),
 ) -> Tracking:
     """A tracking result matching ``pairs`` (A id, B id); ``outside_a`` are B ids outside
-    photo A's view, ``outside_b`` A ids outside photo B's view."""
+    photo A's view, ``outside_b`` A ids outside photo B's view; the matches of the A ids in
+    ``uncertain`` have confidence 0.05 (the others 0.9)."""
     matches = tuple(
-        LesionMatch(a, b, 0.9, 1.2 if a in changed else 1.0, 1.5, 0.05, a in changed)
+        LesionMatch(
+            a,
+            b,
+            0.05 if a in uncertain else 0.9,
+            1.2 if a in changed else 1.0,
+            1.5,
+            0.05,
+            a in changed,
+        )
         for a, b in pairs
     )
     matched_a = {a for a, _ in pairs}

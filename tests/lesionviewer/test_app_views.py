@@ -268,6 +268,36 @@ def test_lesion_outline_item_is_clickable_inside() -> None:
     assert not item.shape().contains(QPointF(10, 10))
 
 
+def test_an_uncertain_match_is_dotted_and_listed_for_a_check(qtbot, workers, tmp_path) -> None:
+    data = _comparison(tmp_path)
+    stable, changed = data.links
+    # a stable match the flow could not vouch for, and a changed one alike
+    data = replace(data, links=(replace(stable, confidence=0.02), replace(changed, confidence=0.1)))
+    items = flagged_items(data)
+    assert [f.reason for f in items] == ["new", "changed", "uncertain match", "gone"]
+    assert "MATCH?" in items[2].text and "confidence 0.02" in items[2].text
+    assert "uncertain match" in items[1].text  # a changed lesion keeps its rank
+    view = CompareView(workers)
+    qtbot.addWidget(view)
+    view.resize(1100, 520)
+    view.show()
+    view.show_comparison(data)
+    qtbot.waitUntil(lambda: view.flag_list.count() == len(items), timeout=5000)
+    styles = {key: line.pen().style() for key, line in view.scene_view.lines.items()}
+    assert set(styles.values()) == {Qt.PenStyle.DotLine}
+    assert "2 matched (2 uncertain)" in view.title.text()
+    shot(view, "compare_view_uncertain.png")
+    sure = replace(data, links=(stable, changed))
+    view.show_comparison(sure)
+
+    def solid() -> bool:
+        return {ln.pen().style() for ln in view.scene_view.lines.values()} == {
+            Qt.PenStyle.SolidLine
+        }
+
+    qtbot.waitUntil(lambda: "uncertain" not in view.title.text() and solid(), timeout=5000)
+
+
 def test_faint_new_lesions_come_after_the_confident_alarms(qtbot, workers, tmp_path) -> None:
     data = _comparison(tmp_path)
     confident = replace(data.new_in_b[0], score=0.99)

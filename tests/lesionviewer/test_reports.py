@@ -39,6 +39,18 @@ def test_table_lists_flagged_lesions_first(filled) -> None:
     assert not any(r.flagged for r in visit_rows)
 
 
+def test_a_lesion_linked_by_an_uncertain_match_is_flagged_for_a_check(tmp_path: Path) -> None:
+    store, patient_id, _ = filled_store(tmp_path / "data", tmp_path, uncertain=(2,))
+    try:
+        rows = collect_report(store, patient_id).rows
+    finally:
+        store.close()
+    later = {r.label: r for r in rows if r.visit_date == "2024-03-01"}
+    assert later["L2"].flags == ("uncertain match",)
+    assert later["L1"].flags == ("changed", "high p_malignant")  # a sure match: unchanged
+    assert [r.label for r in rows[:4]] == ["L1", "L2", "L3", "L4"]  # flagged ones first
+
+
 def test_csv_and_json_round_trip(filled, tmp_path: Path) -> None:
     store, patient_id, _ = filled
     report = collect_report(store, patient_id)
