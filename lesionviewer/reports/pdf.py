@@ -186,7 +186,7 @@ def paint_report(pages: _Pages, store: Store, report: ReportData) -> None:
     flagged = sum(row.flagged for row in report.rows)
     pages.text(
         f"Lesions: {len(report.rows)} observations, {flagged} flagged "
-        "(new, changed or high P(malignant)) listed first",
+        "(new, changed, high P(malignant) or an uncertain match to check) listed first",
         size=11,
         bold=True,
     )
