@@ -268,6 +268,17 @@ def test_lesion_outline_item_is_clickable_inside() -> None:
     assert not item.shape().contains(QPointF(10, 10))
 
 
+def _shown_comparison(qtbot, workers, data: CompareData, rows: int) -> CompareView:
+    """A compare view showing ``data``, once its flag list holds ``rows`` rows."""
+    view = CompareView(workers)
+    qtbot.addWidget(view)
+    view.resize(1100, 520)
+    view.show()
+    view.show_comparison(data)
+    qtbot.waitUntil(lambda: view.flag_list.count() == rows, timeout=5000)
+    return view
+
+
 def test_an_uncertain_match_is_dotted_and_listed_for_a_check(qtbot, workers, tmp_path) -> None:
     data = _comparison(tmp_path)
     stable, changed = data.links
@@ -277,12 +288,7 @@ def test_an_uncertain_match_is_dotted_and_listed_for_a_check(qtbot, workers, tmp
     assert [f.reason for f in items] == ["new", "changed", "uncertain match", "gone"]
     assert "MATCH?" in items[2].text and "confidence 0.02" in items[2].text
     assert "uncertain match" in items[1].text  # a changed lesion keeps its rank
-    view = CompareView(workers)
-    qtbot.addWidget(view)
-    view.resize(1100, 520)
-    view.show()
-    view.show_comparison(data)
-    qtbot.waitUntil(lambda: view.flag_list.count() == len(items), timeout=5000)
+    view = _shown_comparison(qtbot, workers, data, len(items))
     styles = {key: line.pen().style() for key, line in view.scene_view.lines.items()}
     assert set(styles.values()) == {Qt.PenStyle.DotLine}
     assert "2 matched (2 uncertain)" in view.title.text()
@@ -309,12 +315,7 @@ def test_faint_new_lesions_come_after_the_confident_alarms(qtbot, workers, tmp_p
     items = flagged_items(data)
     assert [f.reason for f in items] == ["new", "new", "changed", "faint new", "gone", "stable"]
     assert "P(lesion) 0.80" in items[3].text and items[3].mark_b == faint
-    view = CompareView(workers)
-    qtbot.addWidget(view)
-    view.resize(1100, 520)
-    view.show()
-    view.show_comparison(data)
-    qtbot.waitUntil(lambda: view.flag_list.count() == len(items), timeout=5000)
+    view = _shown_comparison(qtbot, workers, data, len(items))
     texts = [t.text() for t in view.scene_view.scene().items() if hasattr(t, "text")]
     assert texts.count("NEW") == 2 and texts.count("NEW?") == 1
     assert "3 new (1 faint)" in view.title.text()
