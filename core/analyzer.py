@@ -69,6 +69,25 @@ def _scaled(progress: Progress | None, start: float, end: float) -> Progress | N
     return lambda fraction: progress(start + (end - start) * fraction)
 
 
+#: Factor by which a small photo is enlarged before detection (see :func:`analysis_factor`).
+SMALL_PHOTO_FACTOR = 2
+
+
+def analysis_factor(height: int, width: int, upsample_below_px: int) -> int:
+    """How much a photo is enlarged before detection: :data:`SMALL_PHOTO_FACTOR` when its
+    long side is at most ``upsample_below_px`` (the detector's model.json
+    ``inference.upsample_below_px``; 0 never), else 1.
+
+    The network's output has stride 4, so on a photo of a few hundred pixels per body
+    region a 2 mm mole spans 1-2 output pixels and is lost; enlarged, it spans 2-4. Photos
+    larger than the limit (a phone's 12 MP) already show such moles large enough, and
+    would cost 4x the time.
+    """
+    if upsample_below_px > 0 and max(height, width) <= upsample_below_px:
+        return SMALL_PHOTO_FACTOR
+    return 1
+
+
 class Analyzer:
     """Detector (and, lazily, tracker) on one device. Build with :meth:`load`."""
 
@@ -91,6 +110,10 @@ class Analyzer:
         self.tile_size = int(tile.get("size", DEFAULT_TILE_SIZE))
         self.overlap = int(tile.get("overlap", DEFAULT_OVERLAP))
         self.batch_size: int | None = tile.get("batch_size")
+        # photos with a long side of at most this are analysed at twice their size (0: never)
+        self.upsample_below_px = int(
+            (detector_meta.get("inference") or {}).get("upsample_below_px", 0)
+        )
         self.postprocess = PostprocessConfig.from_json(detector_meta.get("postprocess"))
         self._tracker_folder = tracker_folder
         self._tracker: tuple[Any, dict] | None = None
@@ -172,7 +195,15 @@ class Analyzer:
         self, image: np.ndarray, *, progress: Progress | None, cancel: Cancel | None
     ) -> CoarseProbabilities:
         _check_image(image, "image")
-        return tiled_probabilities(
+        height, width = image.shape[:2]
+        factor = analysis_factor(height, width, self.upsample_below_px)
+        if factor > 1:
+            import cv2
+
+            image = cv2.resize(
+                image, (width * factor, height * factor), interpolation=cv2.INTER_CUBIC
+            )
+        coarse = tiled_probabilities(
             self._detector,
             image,
             device=self._device,
@@ -182,6 +213,11 @@ class Analyzer:
             progress=progress,
             cancel=cancel,
         )
+        if factor == 1:
+            return coarse
+        # the stride-4 map of the enlarged photo is a stride-2 map of the photo itself: pixel
+        # (i, j) is centred on enlarged (4 j + 1.5), i.e. on photo pixel 2 j + 0.5
+        return CoarseProbabilities(coarse.values, coarse.stride // factor, height, width)
 
     def detect(
         self, image: np.ndarray, *, progress: Progress | None = None, cancel: Cancel | None = None

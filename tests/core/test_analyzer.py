@@ -57,6 +57,29 @@ def test_the_full_heatmap_is_made_only_when_asked_for(analyzer: Analyzer) -> Non
     ]
 
 
+def test_a_small_photo_is_analysed_at_twice_its_size(tmp_path: Path) -> None:
+    import cv2
+
+    from core.analyzer import analysis_factor
+
+    assert analysis_factor(150, 230, 0) == 1  # older model folders: never
+    assert analysis_factor(150, 230, 230) == 2 and analysis_factor(150, 231, 230) == 1
+    folder = tmp_path / "detector"
+    make_model_folder(folder, seed=2, meta={"inference": {"upsample_below_px": 400}})
+    small = Analyzer.load("cpu", detector=folder)
+    photo = _photo(150, 230)
+    detection = small.detect(photo)
+    assert detection.shape == (150, 230) and detection.source.stride == 2
+    # the stride-2 map of the photo is the stride-4 map of the photo enlarged twice
+    enlarged = cv2.resize(photo, (460, 300), interpolation=cv2.INTER_CUBIC)
+    small.upsample_below_px = 0
+    np.testing.assert_array_equal(detection.source.values, small.detect(enlarged).source.values)
+    # a photo over the limit is analysed as it is
+    small.upsample_below_px = 400
+    assert small.detect(_photo(150, 400)).source.stride == 2
+    assert small.detect(_photo(150, 401)).source.stride == 4
+
+
 def test_fused_inference_matches_the_unfused_model(analyzer: Analyzer, tmp_path: Path) -> None:
     folder = tmp_path / "det"
     make_model_folder(folder, seed=2)
