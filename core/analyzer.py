@@ -79,9 +79,10 @@ def analysis_factor(height: int, width: int, upsample_below_px: int) -> int:
     ``inference.upsample_below_px``; 0 never), else 1.
 
     The network's output has stride 4, so on a photo of a few hundred pixels per body
-    region a 2 mm mole spans 1-2 output pixels and is lost; enlarged, it spans 2-4. Photos
-    larger than the limit (a phone's 12 MP) already show such moles large enough, and
-    would cost 4x the time.
+    region a 2 mm mole spans 1-2 output pixels and is lost; enlarged, it spans 2-4. The
+    photo is also analysed as it is, and per pixel the map surer of a lesion is kept (large
+    moles, enlarged, grow past what the network recognises). Photos larger than the limit
+    (a phone's 12 MP) already show small moles large enough, and would cost 5x the time.
     """
     if upsample_below_px > 0 and max(height, width) <= upsample_below_px:
         return SMALL_PHOTO_FACTOR
@@ -197,13 +198,36 @@ class Analyzer:
         _check_image(image, "image")
         height, width = image.shape[:2]
         factor = analysis_factor(height, width, self.upsample_below_px)
-        if factor > 1:
-            import cv2
+        if factor == 1:
+            return self._tiled(image, progress, cancel)
+        import cv2
 
-            image = cv2.resize(
-                image, (width * factor, height * factor), interpolation=cv2.INTER_CUBIC
-            )
-        coarse = tiled_probabilities(
+        enlarged = cv2.resize(
+            image, (width * factor, height * factor), interpolation=cv2.INTER_CUBIC
+        )
+        fine = self._tiled(enlarged, _scaled(progress, 0.0, 0.8), cancel)
+        as_is = self._tiled(image, _scaled(progress, 0.8, 1.0), cancel)
+        # the stride-4 map of the enlarged photo is a stride-2 map of the photo itself: pixel
+        # (i, j) is centred on enlarged (4 j + 1.5), i.e. on photo pixel 2 j + 0.5
+        values = fine.values.copy()
+        # the photo as it is, brought to that grid (cv2's pixel-centre convention keeps the
+        # centres aligned): enlarged, a mole of 40 px becomes 80 and the network no longer
+        # sees it (a large mole of the demo leg was lost), so each pixel keeps the map that
+        # is surer of a lesion there
+        coarse = cv2.resize(
+            as_is.values,
+            (as_is.values.shape[1] * factor, as_is.values.shape[0] * factor),
+            interpolation=cv2.INTER_LINEAR,
+        )
+        h, w = min(coarse.shape[0], values.shape[0]), min(coarse.shape[1], values.shape[1])
+        surer = coarse[:h, :w, 0] < values[:h, :w, 0]
+        values[:h, :w][surer] = coarse[:h, :w][surer]
+        return CoarseProbabilities(values, fine.stride // factor, height, width)
+
+    def _tiled(
+        self, image: np.ndarray, progress: Progress | None, cancel: Cancel | None
+    ) -> CoarseProbabilities:
+        return tiled_probabilities(
             self._detector,
             image,
             device=self._device,
@@ -213,11 +237,6 @@ class Analyzer:
             progress=progress,
             cancel=cancel,
         )
-        if factor == 1:
-            return coarse
-        # the stride-4 map of the enlarged photo is a stride-2 map of the photo itself: pixel
-        # (i, j) is centred on enlarged (4 j + 1.5), i.e. on photo pixel 2 j + 0.5
-        return CoarseProbabilities(coarse.values, coarse.stride // factor, height, width)
 
     def detect(
         self, image: np.ndarray, *, progress: Progress | None = None, cancel: Cancel | None = None

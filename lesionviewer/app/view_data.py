@@ -102,8 +102,8 @@ class PhotoData:
 #: after the confident alarms: on a later visit's photo, faint spots the earlier photo's
 #: detection did not reach are more often a lighting or focus difference than a new lesion
 #: (on the validation photos the shipped detector is down to 0.5 false positives per photo
-#: at a peak P(lesion) of 0.93, and to 1 per photo at 0.82; 0.96 and 0.83 before small
-#: photos were enlarged for detection).
+#: at a peak P(lesion) of about 0.93, and to 1 per photo at about 0.82; 0.96 and 0.83
+#: before small photos were also analysed enlarged).
 FAINT_NEW_SCORE = 0.95
 
 

@@ -86,5 +86,22 @@ def regenerate() -> None:
     print(f"wrote {EXPECTED} ({len(lesions)} lesions, model {model['sha256'][:12]}...)")
 
 
+def test_shipped_detector_finds_small_and_large_moles_on_a_small_photo() -> None:
+    """The demo leg photo (1024x768) is analysed enlarged and as it is: the large mole at the
+    top of the right leg (about 40 px across) and the small ones are all found."""
+    from core.analyzer import Analyzer
+    from core.io import load_photo
+    from core.resources import resource_path
+
+    lesions = (
+        Analyzer.load("cpu")
+        .detect(load_photo(resource_path("demo", "visit1_left_leg.jpg")))
+        .lesions
+    )
+    large = [le for le in lesions if np.hypot(le.centroid[0] - 675, le.centroid[1] - 62) < 6]
+    assert len(large) == 1 and large[0].area_px > 1000
+    assert sum(le.area_px < 300 for le in lesions) >= 4
+
+
 if __name__ == "__main__":
     regenerate()
