@@ -111,7 +111,8 @@ class Analyzer:
         self.tile_size = int(tile.get("size", DEFAULT_TILE_SIZE))
         self.overlap = int(tile.get("overlap", DEFAULT_OVERLAP))
         self.batch_size: int | None = tile.get("batch_size")
-        # photos with a long side of at most this are analysed at twice their size (0: never)
+        # photos with a long side of at most this are also analysed at twice their size
+        # (see analysis_factor; 0: never)
         self.upsample_below_px = int(
             (detector_meta.get("inference") or {}).get("upsample_below_px", 0)
         )
