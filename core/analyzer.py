@@ -210,7 +210,7 @@ class Analyzer:
         as_is = self._tiled(image, _scaled(progress, 0.8, 1.0), cancel)
         # the stride-4 map of the enlarged photo is a stride-2 map of the photo itself: pixel
         # (i, j) is centred on enlarged (4 j + 1.5), i.e. on photo pixel 2 j + 0.5
-        values = fine.values.copy()
+        values = fine.values  # a fresh array of this call: merged in place
         # the photo as it is, brought to that grid (cv2's pixel-centre convention keeps the
         # centres aligned): enlarged, a mole of 40 px becomes 80 and the network no longer
         # sees it (a large mole of the demo leg was lost), so each pixel keeps the map that

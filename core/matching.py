@@ -36,7 +36,6 @@ from core.types import Lesion, LesionMatch
 GATE_RADII = 2.0
 GATE_MIN_FRACTION = 0.02
 
-
 #: The "changed" rule, all thresholds inclusive of nothing (strict inequalities).
 AREA_RATIO_GROWTH = 1.3
 AREA_RATIO_SHRINK = 1.0 / 1.3

@@ -15,7 +15,7 @@ tracker without the second pass ("tracker, one pass"), the network alone once ("
 network only"), DIS alone at the refinement resolution ("DIS (medium) at refine size"), and
 the tracker's flow scored again with a part of lesion matching switched off ("tracker, no
 lesion consensus", see :mod:`core.lesion_consensus`; "tracker, no near-miss pass", see
-:data:`core.matching.NEAR_MISS_FRACTION`). Reported per method and set: PCK(alpha =
+:mod:`core.near_miss`). Reported per method and set: PCK(alpha =
 p / L, L the diagonal of A) for alpha 0..0.1 (a PNG plot and the numbers at 0.01, 0.02,
 0.05, 0.1), mean EPE, lesion matching accuracy (share of A's lesions whose outcome - the
 right B lesion, or none - is right, with :func:`core.matching.match_lesions` on true lesion

@@ -106,7 +106,6 @@ class PhotoData:
 #: before small photos were also analysed enlarged).
 FAINT_NEW_SCORE = 0.95
 
-
 #: How a matched lesion changed, worst first: the colour of its line in the compare view.
 CHANGE_LEVELS = ("changed", "watch", "stable")
 
