@@ -10,7 +10,12 @@ pre-aligned B, and the flow that explains the pair best is kept. The guesses:
   RANSAC so that the wrong part of that flow does not count;
 - the shift that phase correlation of the two photos' local contrast finds (it sees the
   whole photo at once, silhouette and all, so it finds shifts the network's window misses);
-- the similarity that SIFT matches imply (RANSAC), where hair or lesions give features.
+- the similarity that SIFT matches imply (RANSAC), where hair or lesions give features;
+- the similarity a coarse search finds (:func:`searched_similarity`): every rotation and
+  scale of a grid spanning the viewpoint changes between visits, each with the shift that
+  template matching finds. On nearly featureless skin, or when a lesion changed so much
+  that the network follows it, the other guesses can all be wrong where the search, which
+  compares the whole central part of the photos at once, is not.
 
 "Explains best" is the normalised cross-correlation of A's local contrast with B's carried
 back by the flow (:func:`alignment_score`): the plain mean difference, used before, let a
@@ -18,7 +23,13 @@ wrong flow that carried grainy skin onto smooth background win. Chosen on valida
 against the first-flow guess alone with the mean difference (PCK@0.05 / lesion matching):
 seed 4005 (96 pairs) 0.941 / 0.960 -> 0.974 / 0.976, seed 4002 (24) 0.966 / 0.982 -> 0.968 /
 0.982, seed 4003 (48) 0.992 / 0.994 -> 0.985 / 0.991. On the held-out pairs it gained less
-(see the README's model card).
+(see the README's model card). The searched guess with the wider score window
+(:data:`SCORE_WINDOW_FRACTION`), against the three other guesses with the window of 0.03
+(PCK@0.05 after refinement / lesion matching, end to end): seeds 4005-4008 (96 pairs each)
+0.974 / 0.989 -> 0.982 / 0.994, 0.989 / 0.996 -> 0.993 / 0.997, 0.974 / 0.986 -> 0.982 /
+0.985, 0.956 / 0.967 -> 0.973 / 0.975. On the held-out pairs (seed 777001): 0.952 / 0.976 ->
+0.958 / 0.976; it rescued two lost pairs there and lost one that it had right (a mole grown
+and recoloured beyond recognition, which the searched guess lined up with another).
 
 Everything here works at the working resolution: photos uint8 (h, w, 3) RGB of one size,
 flows float32 (h, w, 2), A pixel (x, y) + flow[y, x] = its position in B; x right, y down.
@@ -41,9 +52,15 @@ FlowFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 FIT_TOLERANCE_FRACTION = 0.02
 #: Grid step (pixels) of the flow samples the similarity is fitted to.
 FIT_STEP = 4
-#: Side of the window of the photometric error's local contrast, as a fraction of the long
-#: side: wide enough that lighting changes between visits cancel out.
+#: Side of the window of the local contrast that phase correlation compares, as a fraction
+#: of the long side: wide enough that lighting changes between visits cancel out.
 CONTRAST_WINDOW_FRACTION = 0.03
+#: The same for :func:`alignment_score`. Wider: with a narrow window fine grain and the
+#: photo's sharpest edges dominate the score, and a wrong flow that lines those up can win
+#: over one that lines up the skin's broader shading and marks. Chosen on validation pairs
+#: (mean PCK@0.05 after refinement over seeds 4005-4008, 4 x 96 pairs, with the searched
+#: guess): window 0.03 0.974, 0.06 0.980, 0.12 0.982, 0.22 0.982, 0.3 0.972.
+SCORE_WINDOW_FRACTION = 0.12
 #: A flow that carries less than this share of A into B is not compared (a wrong flow that
 #: throws most of A out of the frame must not win by having few pixels to explain).
 MIN_OVERLAP = 0.2
@@ -90,7 +107,7 @@ def _carried_back(
     inside = (mx >= 0) & (my >= 0) & (mx <= w - 1) & (my <= h - 1)
     if inside.mean() < MIN_OVERLAP:
         return None
-    window = max(5, int(CONTRAST_WINDOW_FRACTION * max(h, w)) | 1)
+    window = max(5, int(SCORE_WINDOW_FRACTION * max(h, w)) | 1)
     gray_b = cv2.cvtColor(image_b, cv2.COLOR_RGB2GRAY)
     b_at_a = cv2.remap(gray_b, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     contrast_a = local_contrast(cv2.cvtColor(image_a, cv2.COLOR_RGB2GRAY), window)
@@ -153,6 +170,70 @@ def sift_similarity(image_a: np.ndarray, image_b: np.ndarray) -> np.ndarray | No
     return similarity
 
 
+#: Long side (pixels) of the photos the global search compares.
+SEARCH_SIZE = 128
+#: Window (pixels, at :data:`SEARCH_SIZE`) of the search's local contrast.
+SEARCH_CONTRAST_WINDOW = 7
+#: Rotations (degrees) and scales the search tries: the synthetic pairs' viewpoint changes
+#: reach 12 degrees and scales 0.87-1.15 (training.synthesis.deform).
+SEARCH_ANGLES_DEG = tuple(range(-12, 13, 3))
+SEARCH_SCALES = (0.87, 0.93, 1.0, 1.07, 1.15)
+#: Share of A's width and height that the template (A's central part) covers: the shifts
+#: found reach (1 - this) / 2 of the photo's sides.
+SEARCH_TEMPLATE_FRACTION = 0.6
+
+
+def _search_contrast(image: np.ndarray) -> tuple[np.ndarray, float]:
+    """(float32 local contrast of ``image`` shrunk to :data:`SEARCH_SIZE`, the factor)."""
+    h, w = image.shape[:2]
+    factor = SEARCH_SIZE / max(h, w)
+    small = cv2.resize(
+        cv2.cvtColor(image, cv2.COLOR_RGB2GRAY),
+        (max(1, round(w * factor)), max(1, round(h * factor))),
+        interpolation=cv2.INTER_AREA,
+    )
+    return local_contrast(small, SEARCH_CONTRAST_WINDOW), factor
+
+
+def searched_similarity(image_a: np.ndarray, image_b: np.ndarray) -> np.ndarray:
+    """float64 (2, 3) similarity with B(S p) ~ A(p), found by search at a coarse size
+    (photos of one size).
+
+    For every rotation and scale of :data:`SEARCH_ANGLES_DEG` x :data:`SEARCH_SCALES` (about
+    the photo centre), B's local contrast is turned and scaled, and the central part of A's
+    is searched in it by normalised cross-correlation (``cv2.matchTemplate``); the rotation,
+    scale and shift that correlate best win (the first on ties).
+    """
+    contrast_a, factor = _search_contrast(image_a)
+    contrast_b, _ = _search_contrast(image_b)
+    h, w = contrast_a.shape
+    th = max(1, int(h * SEARCH_TEMPLATE_FRACTION))
+    tw = max(1, int(w * SEARCH_TEMPLATE_FRACTION))
+    oy, ox = (h - th) // 2, (w - tw) // 2
+    template = contrast_a[oy : oy + th, ox : ox + tw]
+    centre = ((w - 1) / 2.0, (h - 1) / 2.0)
+    best_score, best = -np.inf, np.eye(3)
+    for angle in SEARCH_ANGLES_DEG:
+        for scale in SEARCH_SCALES:
+            turn = cv2.getRotationMatrix2D(centre, float(angle), float(scale))
+            turned_b = cv2.warpAffine(
+                contrast_b,
+                turn,
+                (w, h),
+                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                borderMode=cv2.BORDER_REFLECT,
+            )  # turned_b(p) = contrast_b(turn p)
+            scores = cv2.matchTemplate(turned_b, template, cv2.TM_CCOEFF_NORMED)
+            _, score, _, (x, y) = cv2.minMaxLoc(scores)
+            if score > best_score:
+                # A(p) ~ turned_b(p + t) = B(turn (p + t)), t the template's displacement
+                shift = np.array([[1.0, 0.0, x - ox], [0.0, 1.0, y - oy], [0.0, 0.0, 1.0]])
+                best_score, best = score, np.vstack([turn, [0.0, 0.0, 1.0]]) @ shift
+    # from search pixels to the photo's: S = D^-1 S_search D, D the shrink
+    shrink = np.diag([factor, factor, 1.0])
+    return (np.linalg.inv(shrink) @ best @ shrink)[:2]
+
+
 def prealigned(flow_fn: FlowFn) -> FlowFn:
     """``flow_fn`` run on (A, B), then on (A, B warped by each guess of the global motion: see
     the module docstring); returns the flow with the highest :func:`alignment_score` (the
@@ -165,6 +246,7 @@ def prealigned(flow_fn: FlowFn) -> FlowFn:
             fit_similarity(first),
             phase_shift(image_a, image_b),
             sift_similarity(image_a, image_b),
+            searched_similarity(image_a, image_b),
         )
         best, best_score = first, alignment_score(image_a, image_b, first)
         for similarity in guesses:

@@ -12,6 +12,7 @@ from core.prealignment import (
     fit_similarity,
     phase_shift,
     prealigned,
+    searched_similarity,
     sift_similarity,
 )
 
@@ -103,7 +104,7 @@ def test_a_partly_wrong_first_pass_is_replaced_by_a_prealigned_one() -> None:
         return np.zeros((H, W, 2), np.float32)  # B aligned: nothing left to move
 
     flow = prealigned(network)(a, b)
-    assert len(calls) == 4  # the first pass, then one per guess
+    assert len(calls) == 5  # the first pass, then one per guess
     # the aligned B the network saw the second time (by the first flow's fit) is A again
     inner = (slice(40, H - 40), slice(60, W - 60))
     assert np.abs(calls[1][inner].astype(int) - a[inner].astype(int)).mean() < 6
@@ -127,3 +128,26 @@ def test_worse_prealigned_passes_leave_the_first_flow() -> None:
 
     flow = prealigned(network)(a, b)
     assert flow == pytest.approx(flow_of(TRUE))
+
+
+def test_the_search_finds_a_rotation_scale_and_shift_of_its_grid() -> None:
+    a = textured(5)
+    moved = similarity(9.0, 1.07, (24.0, -16.0))
+    b = cv2.warpAffine(a, moved, (W, H), borderMode=cv2.BORDER_REFLECT)
+    found = searched_similarity(a, b)
+    # within the search's pixel (2 photo pixels here) of the truth, over the whole photo
+    assert np.abs(flow_of(found) - flow_of(moved)).max() < 4.0
+
+
+def test_the_searched_guess_rescues_a_pair_the_other_guesses_miss(monkeypatch) -> None:
+    import core.prealignment as prealignment
+
+    a, b = pair()
+    # no features, no phase peak: only the search knows the motion
+    monkeypatch.setattr(prealignment, "sift_similarity", lambda image_a, image_b: None)
+    monkeypatch.setattr(
+        prealignment, "phase_shift", lambda image_a, image_b: np.float64([[1, 0, 0], [0, 1, 0]])
+    )
+    flow = prealigned(lambda image_a, image_b: np.zeros((H, W, 2), np.float32))(a, b)
+    # the network adds nothing to the guess: the flow is the searched similarity's
+    assert np.abs(flow - flow_of(TRUE)).max() < 0.03 * np.hypot(H, W)
