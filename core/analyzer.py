@@ -89,6 +89,19 @@ def analysis_factor(height: int, width: int, upsample_below_px: int) -> int:
     return 1
 
 
+def mirror_analysis(height: int, width: int, mirror_below_px: int) -> bool:
+    """Whether a photo is also analysed mirrored: when its long side is at most
+    ``mirror_below_px`` (the detector's model.json ``inference.mirror_below_px``; 0 never).
+
+    Every tile then goes through the network as it is and mirrored left-right, and the two
+    maps are averaged (:func:`core.tiling.mirror_averaged`): the network's errors on the two
+    differ, so the average has fewer confident false lesions and a steadier p_malignant.
+    Twice the work, so only for photos small enough that it costs little (a phone's 12 MP
+    photo is not).
+    """
+    return mirror_below_px > 0 and max(height, width) <= mirror_below_px
+
+
 class Analyzer:
     """Detector (and, lazily, tracker) on one device. Build with :meth:`load`."""
 
@@ -113,9 +126,11 @@ class Analyzer:
         self.batch_size: int | None = tile.get("batch_size")
         # photos with a long side of at most this are also analysed at twice their size
         # (see analysis_factor; 0: never)
-        self.upsample_below_px = int(
-            (detector_meta.get("inference") or {}).get("upsample_below_px", 0)
-        )
+        inference = detector_meta.get("inference") or {}
+        self.upsample_below_px = int(inference.get("upsample_below_px", 0))
+        # photos with a long side of at most this are also analysed mirrored (see
+        # mirror_analysis; 0: never)
+        self.mirror_below_px = int(inference.get("mirror_below_px", 0))
         self.postprocess = PostprocessConfig.from_json(detector_meta.get("postprocess"))
         self._tracker_folder = tracker_folder
         self._tracker: tuple[Any, dict] | None = None
@@ -199,15 +214,16 @@ class Analyzer:
         _check_image(image, "image")
         height, width = image.shape[:2]
         factor = analysis_factor(height, width, self.upsample_below_px)
+        mirror = mirror_analysis(height, width, self.mirror_below_px)
         if factor == 1:
-            return self._tiled(image, progress, cancel)
+            return self._tiled(image, progress, cancel, mirror)
         import cv2
 
         enlarged = cv2.resize(
             image, (width * factor, height * factor), interpolation=cv2.INTER_CUBIC
         )
-        fine = self._tiled(enlarged, _scaled(progress, 0.0, 0.8), cancel)
-        as_is = self._tiled(image, _scaled(progress, 0.8, 1.0), cancel)
+        fine = self._tiled(enlarged, _scaled(progress, 0.0, 0.8), cancel, mirror)
+        as_is = self._tiled(image, _scaled(progress, 0.8, 1.0), cancel, mirror)
         # the stride-4 map of the enlarged photo is a stride-2 map of the photo itself: pixel
         # (i, j) is centred on enlarged (4 j + 1.5), i.e. on photo pixel 2 j + 0.5
         values = fine.values  # a fresh array of this call: merged in place
@@ -226,7 +242,7 @@ class Analyzer:
         return CoarseProbabilities(values, fine.stride // factor, height, width)
 
     def _tiled(
-        self, image: np.ndarray, progress: Progress | None, cancel: Cancel | None
+        self, image: np.ndarray, progress: Progress | None, cancel: Cancel | None, mirror: bool
     ) -> CoarseProbabilities:
         return tiled_probabilities(
             self._detector,
@@ -235,6 +251,7 @@ class Analyzer:
             tile_size=self.tile_size,
             overlap=self.overlap,
             batch_size=self.batch_size,
+            mirror=mirror,
             progress=progress,
             cancel=cancel,
         )

@@ -226,6 +226,19 @@ def torch_tile_fn(model: torch.nn.Module, device: torch.device) -> TileFn:
     return run
 
 
+def mirror_averaged(tile_fn: TileFn) -> TileFn:
+    """``tile_fn`` run on each tile and on its mirror image (left-right) in one batch, the
+    mirror's probabilities flipped back and the two averaged. The tiles' width is a multiple
+    of the output stride, so the flipped map lines up pixel for pixel."""
+
+    def run(tiles: np.ndarray) -> np.ndarray:
+        n = len(tiles)
+        probs = tile_fn(np.concatenate([tiles, tiles[:, :, ::-1]]))
+        return 0.5 * (probs[:n] + probs[n:, :, ::-1])
+
+    return run
+
+
 def tiled_heatmap(model: Any, image: np.ndarray, **options: Any) -> np.ndarray:
     """Per-pixel class probabilities of ``image``: float32 (H, W, C), each pixel summing to 1.
 
@@ -242,6 +255,7 @@ def tiled_probabilities(
     tile_size: int = 768,
     overlap: int = 96,
     batch_size: int | None = None,
+    mirror: bool = False,
     progress: Callable[[float], None] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> CoarseProbabilities:
@@ -255,6 +269,8 @@ def tiled_probabilities(
     Returns the blended softmax probabilities at the output stride (each pixel's C values
     summing to 1); ``.upsample()`` gives the full-resolution heatmap.
     On CUDA the network runs under float16 autocast; on the CPU in float32.
+    ``mirror``: every tile is also analysed mirrored and the two maps averaged
+    (:func:`mirror_averaged`; twice the work).
     ``progress(fraction)`` is called after each batch, and ``cancel()`` is polled before
     each batch; when it returns True, :class:`Cancelled` is raised.
     """
@@ -270,6 +286,8 @@ def tiled_probabilities(
     if batch_size is None:
         batch_size = 8 if on_cuda else 2
     tile_fn: TileFn = getattr(model, "tile_probabilities", None) or torch_tile_fn(model, device)
+    if mirror:
+        tile_fn = mirror_averaged(tile_fn)
     channels: int | None = None
     acc: np.ndarray | None = None
     sum_x = np.zeros(gx.padded // stride, dtype=np.float32)

@@ -88,6 +88,31 @@ def test_a_small_photo_is_analysed_at_twice_its_size(tmp_path: Path) -> None:
     assert small.detect(_photo(150, 401)).source.stride == 4
 
 
+def test_a_small_photo_is_also_analysed_mirrored(tmp_path: Path) -> None:
+    from core.analyzer import mirror_analysis
+
+    assert not mirror_analysis(150, 230, 0)  # older model folders: never
+    assert mirror_analysis(150, 230, 230) and not mirror_analysis(150, 231, 230)
+    folder = tmp_path / "detector"
+    make_model_folder(folder, seed=2, meta={"inference": {"mirror_below_px": 400}})
+    mirrored = Analyzer.load("cpu", detector=folder)
+    photo = _photo(128, 128)  # one tile: the grid is its own mirror image
+
+    def coarse(image: np.ndarray) -> np.ndarray:
+        return mirrored.detect(image).source.values
+
+    # averaged with its mirror, the map of the mirrored photo is the mirrored map
+    np.testing.assert_allclose(coarse(photo[:, ::-1])[:, ::-1], coarse(photo), atol=1e-6)
+    plain = coarse(photo)
+    mirrored.mirror_below_px = 0  # the random network alone is not symmetric (its outputs
+    # are all near 1/3, so the differences are small but far above float rounding)
+    assert np.abs(coarse(photo[:, ::-1])[:, ::-1] - coarse(photo)).max() > 1e-4
+    assert np.abs(coarse(photo) - plain).max() > 1e-4
+    mirrored.mirror_below_px = 100  # a photo over the limit is analysed once
+    np.testing.assert_array_equal(coarse(photo), mirrored.detect(photo).source.values)
+    assert np.abs(coarse(photo) - plain).max() > 1e-4
+
+
 def test_fused_inference_matches_the_unfused_model(analyzer: Analyzer, tmp_path: Path) -> None:
     folder = tmp_path / "det"
     make_model_folder(folder, seed=2)

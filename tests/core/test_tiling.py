@@ -11,6 +11,7 @@ from core.errors import Cancelled
 from core.tiling import (
     CoarseProbabilities,
     axis_weights,
+    mirror_averaged,
     plan_axis,
     tiled_heatmap,
     upsample_probabilities,
@@ -78,6 +79,31 @@ def test_tiling_equals_whole_image_pass_for_a_local_model(shape: tuple[int, int]
     assert heatmap.shape == (*shape, 3) and heatmap.dtype == np.float32
     np.testing.assert_allclose(heatmap.sum(axis=2), 1.0, atol=1e-5)
     np.testing.assert_allclose(heatmap, _reference(image), atol=1e-5)
+
+
+def test_mirror_averaging_keeps_a_symmetric_model_and_evens_out_a_sided_one() -> None:
+    rng = np.random.default_rng(6)
+    image = rng.integers(0, 256, (200, 330, 3), dtype=np.uint8)
+    options = {"device": torch.device("cpu"), "tile_size": 96, "overlap": 32, "batch_size": 3}
+    # LocalModel sees 4x4 block means, which mirroring does not change
+    np.testing.assert_allclose(
+        tiled_heatmap(LocalModel(), image, mirror=True, **options),
+        tiled_heatmap(LocalModel(), image, **options),
+        atol=1e-5,
+    )
+
+    def sided(tiles: np.ndarray) -> np.ndarray:
+        """P(benign) rising from the left of each tile to its right, whatever it shows."""
+        b, h, w = tiles.shape[:3]
+        probs = np.zeros((b, h // 4, w // 4, 3), np.float32)
+        probs[..., 1] = np.linspace(0.0, 1.0, w // 4, dtype=np.float32)
+        probs[..., 0] = 1.0 - probs[..., 1]
+        return probs
+
+    tiles = rng.integers(0, 256, (2, 32, 64, 3), dtype=np.uint8)
+    averaged = mirror_averaged(sided)(tiles)
+    assert averaged.shape == (2, 8, 16, 3)
+    np.testing.assert_allclose(averaged[..., 1], 0.5, atol=1e-6)
 
 
 def test_progress_and_cancel() -> None:
