@@ -183,6 +183,16 @@ SEARCH_SCALES = (0.87, 0.93, 1.0, 1.07, 1.15)
 SEARCH_TEMPLATE_FRACTION = 0.6
 
 
+def _read_at(
+    image: np.ndarray, similarity: np.ndarray, size: tuple[int, int], border: int
+) -> np.ndarray:
+    """``image`` read through a (2, 3) similarity S: out(p) = image(S p) for every pixel p of
+    an output of ``size`` (w, h), bilinear, ``border`` (a cv2.BORDER_* mode) outside."""
+    return cv2.warpAffine(
+        image, similarity, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=border
+    )
+
+
 def _search_contrast(image: np.ndarray) -> tuple[np.ndarray, float]:
     """(float32 local contrast of ``image`` shrunk to :data:`SEARCH_SIZE`, the factor)."""
     h, w = image.shape[:2]
@@ -216,13 +226,7 @@ def searched_similarity(image_a: np.ndarray, image_b: np.ndarray) -> np.ndarray:
     for angle in SEARCH_ANGLES_DEG:
         for scale in SEARCH_SCALES:
             turn = cv2.getRotationMatrix2D(centre, float(angle), float(scale))
-            turned_b = cv2.warpAffine(
-                contrast_b,
-                turn,
-                (w, h),
-                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                borderMode=cv2.BORDER_REFLECT,
-            )  # turned_b(p) = contrast_b(turn p)
+            turned_b = _read_at(contrast_b, turn, (w, h), cv2.BORDER_REFLECT)
             scores = cv2.matchTemplate(turned_b, template, cv2.TM_CCOEFF_NORMED)
             _, score, _, (x, y) = cv2.minMaxLoc(scores)
             if score > best_score:
@@ -252,13 +256,7 @@ def prealigned(flow_fn: FlowFn) -> FlowFn:
         for similarity in guesses:
             if similarity is None:
                 continue
-            aligned_b = cv2.warpAffine(
-                image_b,
-                similarity,
-                (w, h),
-                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                borderMode=cv2.BORDER_REPLICATE,
-            )
+            aligned_b = _read_at(image_b, similarity, (w, h), cv2.BORDER_REPLICATE)
             flow = compose_with_similarity(
                 np.asarray(flow_fn(image_a, aligned_b), np.float32), similarity
             )
