@@ -2,8 +2,8 @@
 
 Photos of any size and aspect are resized to one working size (A's aspect, long side
 ``working_size``, multiples of 32; B is resized to the same size), the network runs there
-(twice: again on B pre-aligned by the similarity its first flow implies,
-:mod:`core.prealignment`), the flow is refined at a finer resolution
+(again on B pre-aligned by each of a few guesses of the global motion, the flow that
+explains the pair best kept: :mod:`core.prealignment`), the flow is refined at a finer resolution
 (:mod:`core.flow_refinement`) and brought back to A's full resolution, with B's own scale, so that
 A pixel (x, y) + flow[y, x] = its position in B's full-resolution pixels.
 Coordinates: x right, y down, pixel centres at integer coordinates.
@@ -159,8 +159,8 @@ def estimate_flow(
     ``working_size`` attribute (what it was trained for), else :data:`WORKING_SIZE`.
     refine_size: long side of the residual refinement (see :func:`estimate_flow_with`);
     0 gives the network's flow alone.
-    prealign: run the network a second time on B pre-aligned by the similarity its first
-    flow implies (:func:`core.prealignment.prealigned`).
+    prealign: run the network again on B pre-aligned by each guess of the global motion and
+    keep the flow that explains the pair best (:func:`core.prealignment.prealigned`).
     """
     if working_size is None:
         working_size = int(getattr(model, "working_size", WORKING_SIZE))
