@@ -102,6 +102,28 @@ def mirror_analysis(height: int, width: int, mirror_below_px: int) -> bool:
     return mirror_below_px > 0 and max(height, width) <= mirror_below_px
 
 
+#: Whole-number settings of a detector's model.json: (section, key).
+_WHOLE_NUMBER_SETTINGS = (
+    ("tile", "size"),
+    ("tile", "overlap"),
+    ("tile", "batch_size"),
+    ("inference", "upsample_below_px"),
+    ("inference", "mirror_below_px"),
+)
+
+
+def _check_settings(meta: dict, folder: Path) -> None:
+    """ModelError naming the model.json when one of its whole-number settings is not one."""
+    for section, key in _WHOLE_NUMBER_SETTINGS:
+        value = (meta.get(section) or {}).get(key)
+        whole = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        if value is not None and not whole:
+            raise ModelError(
+                folder / "model.json",
+                f"{section}.{key} must be a whole number of 0 or more, got {value!r}",
+            )
+
+
 class Analyzer:
     """Detector (and, lazily, tracker) on one device. Build with :meth:`load`."""
 
@@ -170,6 +192,7 @@ class Analyzer:
 
             chosen = choose_device(device)
             model, meta = load_model_folder(detector_folder, chosen)
+        _check_settings(meta, detector_folder)
         return cls(
             device=chosen,
             detector=model,

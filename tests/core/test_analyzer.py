@@ -140,6 +140,11 @@ def test_bad_images_and_missing_models(analyzer: Analyzer, tmp_path: Path) -> No
     bad = Analyzer.load("cpu", detector=analyzer_folder(tmp_path), tracker=tmp_path / "none")
     with pytest.raises(ModelError):
         bad.tracker_info  # noqa: B018  (loads the tracker lazily)
+    for meta in ({"inference": {"mirror_below_px": "big"}}, {"tile": {"size": -32}}):
+        folder = tmp_path / f"malformed-{len(list(tmp_path.iterdir()))}"
+        make_model_folder(folder, seed=4, meta=meta)
+        with pytest.raises(ModelError, match=r"model\.json: .* must be a whole number"):
+            Analyzer.load("cpu", detector=folder)
 
 
 def analyzer_folder(tmp_path: Path) -> Path:
