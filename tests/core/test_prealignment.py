@@ -80,6 +80,22 @@ def test_alignment_score_prefers_the_true_flow_and_needs_overlap() -> None:
     assert alignment_score(a, b, away) == float("-inf")
 
 
+def test_alignment_score_reads_marks_that_only_the_red_green_chroma_shows() -> None:
+    # Red and green blotches of one grey level: redness (vessels, erythema) that grey misses.
+    rng = np.random.default_rng(3)
+    field = cv2.GaussianBlur(rng.normal(0.0, 1.0, (H, W)).astype(np.float32), (0, 0), 4)
+    field *= 40.0 / float(np.abs(field).max())
+    red = 150.0 + field
+    green = 150.0 - field * (0.299 / 0.587)
+    a = np.clip(np.stack([red, green, np.full_like(red, 140.0)], -1), 0, 255).astype(np.uint8)
+    grey = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY)
+    assert grey.std() < 0.6  # nothing to line up in grey
+    b = cv2.warpAffine(a, TRUE, (W, H), borderMode=cv2.BORDER_REFLECT)
+    true_score = alignment_score(a, b, flow_of(TRUE))
+    assert true_score > 0.8
+    assert true_score > alignment_score(a, b, np.zeros((H, W, 2), np.float32)) + 0.5
+
+
 def test_phase_correlation_and_sift_find_the_global_motion() -> None:
     a = textured(3)
     shifted = cv2.warpAffine(a, np.float64([[1, 0, -37], [0, 1, 21]]), (W, H))
