@@ -57,35 +57,54 @@ def test_the_full_heatmap_is_made_only_when_asked_for(analyzer: Analyzer) -> Non
     ]
 
 
-def test_a_small_photo_is_analysed_at_twice_its_size(tmp_path: Path) -> None:
+def test_a_small_photo_is_also_analysed_enlarged(tmp_path: Path) -> None:
     import cv2
 
-    from core.analyzer import analysis_factor
+    from core.analyzer import enlargement_settings
+    from core.multiscale import fuse_scales
 
-    assert analysis_factor(150, 230, 0) == 1  # older model folders: never
-    assert analysis_factor(150, 230, 230) == 2 and analysis_factor(150, 231, 230) == 1
+    # older model folders: twice, up to a long side of N; neither key: never
+    assert enlargement_settings({"upsample_below_px": 400}) == ((2,), 800)
+    assert enlargement_settings({}) == ((), 0)
+    assert enlargement_settings({"scales": [2, 3], "max_enlarged_side_px": 700}) == ((2, 3), 700)
     folder = tmp_path / "detector"
-    make_model_folder(folder, seed=2, meta={"inference": {"upsample_below_px": 400}})
+    meta = {"inference": {"scales": [2, 3], "max_enlarged_side_px": 700}}
+    make_model_folder(folder, seed=2, meta=meta)
     small = Analyzer.load("cpu", detector=folder)
     photo = _photo(150, 230)
-    detection = small.detect(photo)
-    assert detection.shape == (150, 230) and detection.source.stride == 2
-    # the stride-2 map of the photo: per pixel, the surer of a lesion of the stride-4 map of
-    # the photo enlarged twice and that of the photo as it is, brought to the same grid
-    enlarged = cv2.resize(photo, (460, 300), interpolation=cv2.INTER_CUBIC)
-    small.upsample_below_px = 0
-    fine = small.detect(enlarged).source.values
-    as_is = small.detect(photo).source.values
-    as_is = cv2.resize(as_is, (as_is.shape[1] * 2, as_is.shape[0] * 2))
-    h, w = min(fine.shape[0], as_is.shape[0]), min(fine.shape[1], as_is.shape[1])
-    merged = detection.source.values[:h, :w]
-    surer = np.where((as_is[:h, :w, 0] < fine[:h, :w, 0])[..., None], as_is[:h, :w], fine[:h, :w])
-    np.testing.assert_array_equal(merged, surer)
-    assert (merged[..., 0] < fine[:h, :w, 0]).any()  # the photo as it is did add something
-    # a photo over the limit is analysed as it is
-    small.upsample_below_px = 400
-    assert small.detect(_photo(150, 400)).source.stride == 2
-    assert small.detect(_photo(150, 401)).source.stride == 4
+    detection = small.detect(photo)  # 230 * 3 = 690 <= 700: as it is, twice and 3 times
+    assert detection.shape == (150, 230) and detection.source.stride == 1
+    small.scales = ()
+
+    def enlarged(factor: int) -> np.ndarray:
+        size = (230 * factor, 150 * factor)
+        return small.detect(cv2.resize(photo, size, interpolation=cv2.INTER_CUBIC)).source
+
+    expected = fuse_scales([(k, enlarged(k)) for k in (1, 2, 3)], 150, 230)
+    np.testing.assert_array_equal(detection.source.values, expected.values)
+    # per pixel, the lesion probability is at least that of the photo as it is, and more
+    # somewhere (the random network's maps differ between scales)
+    as_is = small.detect(photo).source
+    assert as_is.stride == 4
+    background, background_as_is = detection.heatmap[:, :, 0], as_is.upsample()[:, :, 0]
+    assert (background <= background_as_is + 1e-6).all()
+    assert (background < background_as_is - 1e-5).any()
+    # each image the network analyses is mirrored when its own long side is within the limit
+    calls = []
+    tiled = small._tiled
+
+    def recording(picture, progress, cancel, mirror):  # noqa: ANN001, ANN202
+        calls.append((picture.shape[:2], mirror))
+        return tiled(picture, progress, cancel, mirror)
+
+    small._tiled = recording
+    small.scales, small.mirror_below_px = (2, 3), 460
+    small.detect(photo)
+    assert calls == [((150, 230), True), ((300, 460), True), ((450, 690), False)]
+    # a photo whose enlarged long side would exceed the limit is enlarged less, or not at all
+    small.scales = (2, 3)
+    assert small.detect(_photo(150, 300)).source.stride == 2  # 600 <= 700 < 900: twice
+    assert small.detect(_photo(150, 351)).source.stride == 4  # 702 > 700: as it is
 
 
 def test_a_small_photo_is_also_analysed_mirrored(tmp_path: Path) -> None:
@@ -140,10 +159,16 @@ def test_bad_images_and_missing_models(analyzer: Analyzer, tmp_path: Path) -> No
     bad = Analyzer.load("cpu", detector=analyzer_folder(tmp_path), tracker=tmp_path / "none")
     with pytest.raises(ModelError):
         bad.tracker_info  # noqa: B018  (loads the tracker lazily)
-    for meta in ({"inference": {"mirror_below_px": "big"}}, {"tile": {"size": -32}}):
+    malformed = (
+        {"inference": {"mirror_below_px": "big"}},
+        {"tile": {"size": -32}},
+        {"inference": {"scales": [2, 0]}},
+        {"inference": {"scales": 3}},
+    )
+    for meta in malformed:
         folder = tmp_path / f"malformed-{len(list(tmp_path.iterdir()))}"
         make_model_folder(folder, seed=4, meta=meta)
-        with pytest.raises(ModelError, match=r"model\.json: .* must be a whole number"):
+        with pytest.raises(ModelError, match=r"model\.json: .* must be a (list of )?whole num"):
             Analyzer.load("cpu", detector=folder)
 
 

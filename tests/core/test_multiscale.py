@@ -1,0 +1,124 @@
+"""Multi-scale analysis: which enlargements, the resampling to one grid, the fusion."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.multiscale import (
+    analysis_scales,
+    fuse_scales,
+    fusion_stride,
+    multiscale_probabilities,
+)
+from core.tiling import CoarseProbabilities
+
+
+def test_scales_stop_where_the_enlarged_long_side_passes_the_limit() -> None:
+    assert analysis_scales(768, 1024, (2, 3, 4), 4096) == (1, 2, 3, 4)
+    assert analysis_scales(1024, 768, (2, 3, 4), 3072) == (1, 2, 3)
+    assert analysis_scales(1536, 2048, (2, 3, 4), 4096) == (1, 2)
+    assert analysis_scales(3000, 4000, (2, 3, 4), 4096) == (1,)  # a phone's 12 MP photo
+    assert analysis_scales(768, 1024, (), 4096) == (1,)
+    assert analysis_scales(768, 1024, (2, 3), 0) == (1,)
+    assert analysis_scales(100, 100, (1, 2, 2, 4), 4096) == (1, 2, 4)  # 1 and repeats once
+
+
+def test_fusion_grid_is_as_coarse_as_every_scale_allows() -> None:
+    assert fusion_stride([1, 2], 4) == 2  # the twice-enlarged map needs no resampling
+    assert fusion_stride([1, 2, 4], 4) == 1
+    assert fusion_stride([1, 2, 3], 4) == 1  # 4 / 3 is no whole stride
+
+
+def _map_of_enlarged_photo(factor: int, height: int, width: int, stride: int = 4):
+    """A stride-4 map of the photo enlarged ``factor`` times whose channels are linear in
+    the enlarged photo's coordinates (bilinear resampling reproduces them exactly)."""
+    rows, cols = -(-height * factor // stride), -(-width * factor // stride)
+    u = stride * np.arange(cols) + (stride - 1) / 2  # enlarged-photo centre of each map pixel
+    v = stride * np.arange(rows) + (stride - 1) / 2
+    uu, vv = np.meshgrid(u, v)
+    return CoarseProbabilities(
+        np.stack([uu, vv, np.zeros_like(uu)], axis=2).astype(np.float32),
+        stride,
+        height * factor,
+        width * factor,
+    )
+
+
+@pytest.mark.parametrize("factor", [2, 3, 4])
+def test_each_map_is_read_at_the_photo_pixels_it_covers(factor: int) -> None:
+    from core.multiscale import _resampled
+
+    height, width = 30, 40
+    grid = _resampled((factor, _map_of_enlarged_photo(factor, height, width)), 1, height, width)
+    assert grid.shape == (height, width, 3)
+    # photo pixel x is centred on enlarged pixel (x + 0.5) * factor - 0.5 (cv2.resize);
+    # away from the borders, where the map is replicated, that is exactly what is read
+    x, y = np.meshgrid(np.arange(width), np.arange(height))
+    inner = (slice(2, -2), slice(2, -2))
+    np.testing.assert_allclose(grid[..., 0][inner], ((x + 0.5) * factor - 0.5)[inner], atol=1e-3)
+    np.testing.assert_allclose(grid[..., 1][inner], ((y + 0.5) * factor - 0.5)[inner], atol=1e-3)
+
+
+def _probabilities(rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
+    raw = rng.random((rows, cols, 3)).astype(np.float32) + 0.01
+    return raw / raw.sum(axis=2, keepdims=True)
+
+
+def test_fusion_keeps_the_surest_lesion_and_splits_it_as_all_scales_do() -> None:
+    rng = np.random.default_rng(3)
+    height, width = 16, 24
+    as_is = CoarseProbabilities(_probabilities(rng, 4, 6), 4, height, width)
+    twice = CoarseProbabilities(_probabilities(rng, 8, 12), 4, 2 * height, 2 * width)
+    fused = fuse_scales([(1, as_is), (2, twice)], height, width)
+    assert fused.stride == 2 and fused.values.shape == (8, 12, 3)
+    np.testing.assert_allclose(fused.values.sum(axis=2), 1.0, atol=1e-5)
+    # the twice-enlarged map is on the stride-2 grid already; the other is resampled
+    from core.multiscale import _resampled
+
+    coarse = _resampled((1, as_is), 2, height, width)
+    np.testing.assert_allclose(
+        fused.values[..., 0], np.minimum(coarse[..., 0], twice.values[..., 0]), atol=1e-6
+    )
+    sums = coarse[..., 1:] + twice.values[..., 1:]
+    share = sums[..., 1] / sums.sum(axis=2)
+    lesion = 1.0 - fused.values[..., 0]
+    np.testing.assert_allclose(fused.values[..., 2], lesion * share, atol=1e-6)
+
+
+def test_a_lesion_seen_at_one_scale_only_is_kept_whole() -> None:
+    # the reason the maps are not averaged: a small mole only the enlarged photo shows
+    height, width = 16, 16
+    background = np.zeros((4, 4, 3), np.float32)
+    background[..., 0] = 1.0
+    seen = np.zeros((8, 8, 3), np.float32)
+    seen[..., 0] = 1.0
+    seen[3:5, 3:5] = (0.02, 0.08, 0.90)
+    fused = fuse_scales(
+        [
+            (1, CoarseProbabilities(background, 4, height, width)),
+            (2, CoarseProbabilities(seen, 4, 2 * height, 2 * width)),
+        ],
+        height,
+        width,
+    )
+    np.testing.assert_allclose(fused.values[3:5, 3:5], seen[3:5, 3:5], atol=1e-6)
+
+
+def test_the_work_is_split_by_pixel_count_and_the_photo_enlarged() -> None:
+    image = np.random.default_rng(0).integers(0, 256, (20, 30, 3), np.uint8)
+    calls = []
+
+    def analyse(picture: np.ndarray, start: float, end: float) -> CoarseProbabilities:
+        calls.append((picture.shape[:2], round(start, 6), round(end, 6)))
+        rows, cols = -(-picture.shape[0] // 4), -(-picture.shape[1] // 4)
+        values = np.zeros((rows, cols, 3), np.float32)
+        values[..., 0] = 1.0
+        return CoarseProbabilities(values, 4, *picture.shape[:2])
+
+    fused = multiscale_probabilities(image, (1, 2, 3), analyse)
+    assert [c[0] for c in calls] == [(20, 30), (40, 60), (60, 90)]
+    expected = [(0.0, 1 / 14), (1 / 14, 5 / 14), (5 / 14, 1.0)]
+    assert [c[1:] for c in calls] == [tuple(round(v, 6) for v in pair) for pair in expected]
+    assert fused.stride == 1 and (fused.height, fused.width) == (20, 30)
+    np.testing.assert_allclose(fused.values[..., 0], 1.0)
