@@ -8,8 +8,8 @@ Steps, on P(lesion) = p_benign + p_malignant = 1 - p_background:
    thin gap splits (hair across a mole, a ring-shaped lesion);
 3. regions smaller than ``min_area_px`` (specks) are dropped;
 4. per region: outer contour (cv2.findContours), bbox, centroid, area,
-   score = the region's peak P(lesion), p_malignant = sum p_mal / sum (p_ben + p_mal);
-   ids 1.. ordered by decreasing score.
+   score = the region's peak P(lesion), p_malignant = peak p_mal / peak P(lesion) (the most
+   suspicious part of the region, over its score); ids 1.. ordered by decreasing score.
 
 Given the network's stride-4 map instead of the full heatmap (:func:`find_lesions` with a
 :class:`core.tiling.CoarseProbabilities`), candidates are first found on the coarse map and
@@ -22,6 +22,14 @@ validation photos (synthetic seed 8888, 60 photos) the peak raised recall at <= 
 positives per photo from 0.64 to 0.68 (lesions of 2 mm and more: 0.82 to 0.85) and average
 precision from 0.72 to 0.75; the mean of the top 9 pixels, the 90th percentile and the mean
 over the core above ``high`` came in between.
+
+p_malignant is read at the peak too: malignancy is often focal (a suspicious part of an
+otherwise benign-looking mole), and the region-wide mean (sum p_mal / sum P(lesion)) dilutes
+it with the rim and the benign-looking rest. On the validation photos (synthetic seeds 3003
+and 3005, 120 photos, detector 1.6.0) the malignant AUC rose from 0.938 to 0.945 and from
+0.948 to 0.955 (the maximum of the per-pixel ratio p_mal / P(lesion): 0.944 pooled; the
+median: 0.942; the mean over the core: 0.940, against 0.942 for the region-wide mean).
+p_mal <= P(lesion) at every pixel, so the ratio of the peaks stays in [0, 1].
 """
 
 from __future__ import annotations
@@ -109,9 +117,8 @@ def _regions(
         region = labels[y : y + h, x : x + w] == label
         p_region = p_lesion[y : y + h, x : x + w][region]
         p_mal = p_malignant_map[y : y + h, x : x + w][region]
-        lesion_sum = float(p_region.sum(dtype=np.float64))
         score = float(p_region.max())
-        p_malignant = float(p_mal.sum(dtype=np.float64)) / lesion_sum if lesion_sum > 0 else 0.0
+        p_malignant = float(p_mal.max()) / score if score > 0 else 0.0
         contours, _ = cv2.findContours(
             region.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
         )

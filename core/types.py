@@ -36,7 +36,8 @@ class Lesion:
     area_px: area in pixels.
     score: P(lesion) in [0, 1], the peak lesion probability inside the region (see
         :mod:`core.postprocess` for why the peak and not the mean).
-    p_malignant: P(malignant | lesion) in [0, 1].
+    p_malignant: P(malignant | lesion) in [0, 1]: the region's peak p malignant over its
+        peak P(lesion) (see core.postprocess).
     """
 
     id: int

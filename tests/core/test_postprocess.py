@@ -46,6 +46,21 @@ def test_regions_have_geometry_scores_and_order() -> None:
     assert (xs.min(), ys.min(), xs.max(), ys.max()) == (100, 80, 129, 89)
 
 
+def test_p_malignant_is_read_at_the_most_suspicious_part() -> None:
+    # a mole benign-looking but for a small malignant-looking patch: the region-wide mean
+    # would call it 0.2; the peak ratio reads the patch
+    heat = _heatmap()
+    mole = _disc(heat.shape[:2], 60, 60, 15)
+    _paint(heat, mole, 0.9, 0.05)
+    patch = _disc(heat.shape[:2], 60, 60, 3)
+    _paint(heat, patch, 0.2, 0.75)
+    (lesion,) = find_lesions(heat)
+    assert lesion.score == pytest.approx(0.95, abs=1e-4)
+    assert lesion.p_malignant == pytest.approx(0.75 / 0.95, abs=1e-4)
+    region_mean = heat[mole, 2].sum() / (1.0 - heat[mole, 0]).sum()
+    assert region_mean < 0.15
+
+
 def test_specks_are_dropped_and_faint_regions_need_a_strong_core() -> None:
     heat = _heatmap()
     speck = np.zeros(heat.shape[:2], bool)
