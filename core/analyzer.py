@@ -251,8 +251,7 @@ class Analyzer:
             mirror = mirror_analysis(*picture.shape[:2], self.mirror_below_px)
             return self._tiled(picture, _scaled(progress, start, end), cancel, mirror)
 
-        if factors == (1,):
-            return analyse(image, 0.0, 1.0)
+        # factors (1,): one pass, its map returned as it is
         return multiscale_probabilities(image, factors, analyse)
 
     def _tiled(
