@@ -11,22 +11,45 @@ from core.errors import ModelError
 
 def load_warm_start(model: torch.nn.Module, folder: Path, arch: str, arch_kwargs: dict) -> dict:
     """Copy a model folder's weights (SHA-256 checked) into ``model`` and return its
-    provenance for ``model.json``: name, version, sha256 and the folder's own training
-    record, so a chain of runs stays traceable back to its first random initialisation.
+    provenance for ``model.json``: name, version, sha256, the folder's own training record
+    and, when the config's network extends the folder's, the names of the parameters that
+    start fresh (``new_parameters``), so a chain of runs stays traceable back to its first
+    random initialisation.
 
-    The folder must hold the same architecture with the same ``arch_kwargs``; anything else
-    is refused with a ModelError naming the folder.
+    The folder must hold the same architecture. Its ``arch_kwargs`` may differ only where
+    the config's network *adds* modules (the detector's ``fine_width``): every tensor of the
+    folder must then exist in ``model`` with the same shape, and the added ones keep their
+    own initialisation. Anything else is refused with a ModelError naming the folder.
     """
     from core.model_folder import load_model_folder
 
     source, meta = load_model_folder(folder, "cpu")
-    if meta["architecture"] != arch or meta["arch_kwargs"] != arch_kwargs:
+    if meta["architecture"] != arch:
         raise ModelError(folder, "architecture differs from the config's; cannot start from it")
-    model.load_state_dict(source.state_dict())
-    return {
+    state = source.state_dict()
+    target = model.state_dict()
+    new_parameters: list[str] = []
+    if meta["arch_kwargs"] != arch_kwargs:
+        mismatched = [
+            key for key, tensor in state.items()
+            if key not in target or target[key].shape != tensor.shape
+        ]  # fmt: skip
+        if mismatched:
+            raise ModelError(
+                folder,
+                f"network differs from the config's ({len(mismatched)} tensors do not fit, "
+                f"e.g. {mismatched[0]}); cannot start from it",
+            )
+        new_parameters = sorted(key for key in target if key not in state)
+    model.load_state_dict(state, strict=not new_parameters)
+    record = {
         "name": meta["name"],
         "version": meta["version"],
         "sha256": meta["sha256"],
         "training": meta.get("training"),
         "data": meta.get("data"),
     }
+    if new_parameters:
+        record["arch_kwargs"] = meta["arch_kwargs"]
+        record["new_parameters"] = new_parameters
+    return record

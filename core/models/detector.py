@@ -11,7 +11,12 @@ Design (for CPU speed as much as accuracy):
   near their matrix-multiply speed; stride 32 gives a receptive field of several
   hundred pixels, enough for lesions of ~6 to ~200 px);
 - a light decoder of 2x2 transposed convs ("deconv") with additive skip links back to
-  stride 4, a 1x1 head, and bilinear upsampling of the logits to full resolution.
+  stride 4, a 1x1 head, and bilinear upsampling of the logits to full resolution;
+- optionally (``fine_width`` > 0) a stride-2 refinement for lesions of a few pixels, which
+  one stride-4 output pixel blurs away: a 2x2 patchify stem of the photo plus the
+  deconvolved stride-4 decoder features, one 3x3 conv, and a 1x1 head whose logits are
+  *added* to the bilinearly doubled stride-4 logits. That head starts at zero, so a network
+  warm-started from a stride-4 one begins with its exact output and learns only the detail.
 BatchNorm is folded into the convs for inference (:func:`core.models.layers.fuse_batchnorm`).
 """
 
@@ -42,16 +47,17 @@ class LesionFCN(nn.Module):
 
     Input: float32 (B, 3, H, W) RGB in [0, 1] (normalised inside, buffers ``mean``/``std``).
     ``forward`` returns logits (B, num_classes, H, W); ``logits_lowres`` returns them at
-    stride :attr:`output_stride` = 4, i.e. (B, num_classes, H / 4, W / 4), where output
-    pixel (i, j) is centred on input pixel (4 j + 1.5, 4 i + 1.5) (x, y).
+    stride s = :attr:`output_stride` (4, or 2 with the fine branch), i.e.
+    (B, num_classes, H / s, W / s), where output pixel (i, j) is centred on input pixel
+    (s j + (s - 1) / 2, s i + (s - 1) / 2) (x, y).
     H and W are padded (replicate) to a multiple of :attr:`size_multiple` = 32 inside.
 
     widths: encoder channels at strides 4, 8, 16, 32.
     depths: 3x3 convs per encoder stage after its (strided) entry.
     decoder_widths: decoder channels at strides 16, 8, 4.
+    fine_width: channels of the stride-2 refinement; 0 (the default) leaves it out.
     """
 
-    output_stride = 4
     size_multiple = 32
 
     def __init__(
@@ -61,6 +67,7 @@ class LesionFCN(nn.Module):
         depths: Sequence[int] = (2, 2, 2, 1),
         decoder_widths: Sequence[int] = (64, 32, 32),
         num_classes: int = 3,
+        fine_width: int = 0,
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
     ) -> None:
@@ -90,6 +97,17 @@ class LesionFCN(nn.Module):
         self.up4 = DeconvBNAct(d8, w4)
         self.fuse4 = ConvBNAct(w4, d4)
         self.head = nn.Conv2d(d4, self.num_classes, 1)
+        self.fine_width = int(fine_width)
+        #: photo pixels per output pixel of :meth:`logits_lowres`
+        self.output_stride = 2 if self.fine_width else 4
+        if self.fine_width:
+            f = self.fine_width
+            self.fine_stem = ConvBNAct(3, f, kernel=2, stride=2)
+            self.up2 = DeconvBNAct(d4, f)
+            self.fuse2 = ConvBNAct(f, f)
+            self.head2 = nn.Conv2d(f, self.num_classes, 1)
+            nn.init.zeros_(self.head2.weight)
+            nn.init.zeros_(self.head2.bias)
 
     def _pad(self, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
         h, w = x.shape[-2:]
@@ -100,7 +118,7 @@ class LesionFCN(nn.Module):
         return x, h, w
 
     def _encode(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = self.stem(self.normalize(x))
+        x = self.stem(x)
         outputs = []
         for stage in self.stages:
             x = stage(x)
@@ -119,16 +137,25 @@ class LesionFCN(nn.Module):
         return out
 
     def logits_lowres(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits at stride 4: (B, num_classes, ceil(H / 32) * 8, ceil(W / 32) * 8)."""
+        """Logits at stride s = :attr:`output_stride`:
+        (B, num_classes, ceil(H / 32) * 32 / s, ceil(W / 32) * 32 / s)."""
         x, _, _ = self._pad(x)
+        x = self.normalize(x)
         e4, e8, e16, e32 = self._encode(x)
         y = self.fuse16(self.up16(e32) + e16)
         y = self.fuse8(self.up8(y) + e8)
         y = self.fuse4(self.up4(y) + e4)
-        return self.head(y)
+        logits = self.head(y)
+        if not self.fine_width:
+            return logits
+        # bilinear doubling keeps the stride-4 centres: output pixel j of the doubled map
+        # sits on photo pixel 2 j + 0.5, the centre of the fine stem's patch j
+        coarse = F.interpolate(logits, scale_factor=2, mode="bilinear", align_corners=False)
+        fine = self.fuse2(self.up2(y) + self.fine_stem(x))
+        return coarse + self.head2(fine)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits (B, num_classes, H, W): stride-4 logits upsampled bilinearly."""
+        """Logits (B, num_classes, H, W): :meth:`logits_lowres` upsampled bilinearly."""
         h, w = x.shape[-2:]
         logits = self.logits_lowres(x)
         logits = F.interpolate(
@@ -138,20 +165,23 @@ class LesionFCN(nn.Module):
 
     @torch.no_grad()
     def fuse_for_inference(self) -> LesionFCN:
-        """Fold BatchNorm into the convs and the input normalisation into the stem.
+        """Fold BatchNorm into the convs and the input normalisation into the stems.
 
         In place, eval mode, idempotent; returns self. Outputs are unchanged (within
-        float rounding): the stem is a 4x4 stride-4 conv without padding, so
-        ``conv((x - mean) / std)`` is exactly a conv of ``x`` with rescaled weights.
+        float rounding): both stems are patchify convs without padding (4x4 stride 4,
+        2x2 stride 2), so ``conv((x - mean) / std)`` is exactly a conv of ``x`` with
+        rescaled weights.
         """
         fuse_batchnorm(self)
         if isinstance(self.normalize, Normalize):
-            conv = self.stem[0]
             mean = self.normalize.mean.view(1, -1, 1, 1)
             std = self.normalize.std.view(1, -1, 1, 1)
-            weight = conv.weight / std
-            shift = (weight * mean).sum(dim=(1, 2, 3))
-            conv.weight.copy_(weight)
-            conv.bias = nn.Parameter(conv.bias - shift)
+            stems = [self.stem] + ([self.fine_stem] if self.fine_width else [])
+            for stem in stems:
+                conv = stem[0]
+                weight = conv.weight / std
+                shift = (weight * mean).sum(dim=(1, 2, 3))
+                conv.weight.copy_(weight)
+                conv.bias = nn.Parameter(conv.bias - shift)
             self.normalize = nn.Identity()
         return self

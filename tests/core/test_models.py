@@ -85,3 +85,33 @@ def test_patch_classifier_and_window_grid() -> None:
     with torch.no_grad():
         assert model(torch.rand(5, 3, 64, 64)).shape == (5, 3)
     assert window_grid(100, 17, stride=8) == (13, 3)
+
+
+def test_fine_branch_starts_as_the_doubled_stride_4_logits() -> None:
+    coarse = build_model("lesion_fcn", **SMALL).eval()
+    fine = build_model("lesion_fcn", **SMALL, fine_width=8).eval()
+    missing, unexpected = fine.load_state_dict(coarse.state_dict(), strict=False)
+    assert not unexpected and all(k.split(".")[0] in {"fine_stem", "up2", "fuse2", "head2"}
+                                  for k in missing)  # fmt: skip
+    assert (coarse.output_stride, fine.output_stride) == (4, 2)
+    x = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        low = fine.logits_lowres(x)
+        doubled = torch.nn.functional.interpolate(
+            coarse.logits_lowres(x), scale_factor=2, mode="bilinear", align_corners=False
+        )
+    assert low.shape == (1, 3, 32, 48)
+    torch.testing.assert_close(low, doubled)
+
+
+def test_batchnorm_and_normalisation_folding_keep_the_fine_branch() -> None:
+    model = build_model("lesion_fcn", **SMALL, fine_width=8).eval()
+    _randomise_batchnorm(model, seed=5)
+    torch.nn.init.normal_(model.head2.weight, std=0.5)  # it starts at zero: make it count
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        before = model.logits_lowres(x)
+        model.fuse_for_inference()
+        after = model.logits_lowres(x)
+    assert before.shape == (2, 3, 32, 32)
+    torch.testing.assert_close(after, before, atol=1e-4, rtol=1e-4)

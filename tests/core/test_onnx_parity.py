@@ -95,6 +95,22 @@ def test_heatmaps_and_lesions_agree_with_torch(folders) -> None:
         assert abs(a.score - b.score) < 1e-3 and abs(a.p_malignant - b.p_malignant) < 1e-3
 
 
+def test_a_stride_2_detector_agrees_with_torch(tmp_path: Path) -> None:
+    """The fine branch's stride-2 map goes through export, tiling and blending unchanged."""
+    folder = tmp_path / "fine"
+    make_model_folder(folder, seed=13, fine_width=8, meta={"postprocess": {"high": 0.4}})
+    export_onnx(folder)
+    assert json.loads((folder / "model.json").read_text())["onnx"]["output_stride"] == 2
+    photo = _photo(300, 420, seed=4)
+    with_torch = Analyzer.load("cpu", detector=folder, backend="torch").detect(photo)
+    with_onnx = Analyzer.load("cpu", detector=folder, backend="onnx").detect(photo)
+    assert np.abs(with_onnx.heatmap - with_torch.heatmap).max() < 1e-3
+    assert len(with_torch.lesions) > 0
+    assert [lesion.bbox for lesion in with_onnx.lesions] == [
+        lesion.bbox for lesion in with_torch.lesions
+    ]
+
+
 def test_flow_and_tracking_agree_with_torch(folders) -> None:
     detector, tracker = folders
     a, b = _photo(150, 200, seed=2), _photo(170, 210, seed=3)

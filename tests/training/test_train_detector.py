@@ -193,3 +193,32 @@ def test_hard_negatives_are_recorded_and_used(
     config["data"]["hard_negatives"] = str(tmp_path / "missing.json")
     with pytest.raises(DataError, match="missing.json"):
         run(_args(tmp_path, config))
+
+
+def test_init_from_a_stride_4_folder_into_a_fine_network(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fine branch may be added on top of a trained folder: everything else is copied,
+    the new tensors are listed, and a network that differs otherwise is refused."""
+    from core.errors import ModelError
+    from core.models import build_model
+    from training.warm_start import load_warm_start
+
+    use_toy_data(monkeypatch.setattr)
+    config = copy.deepcopy(TINY_CONFIG)
+    config["train"]["epochs"] = 1
+    assert run(_args(tmp_path, config)) == 0
+    folder = tmp_path / "model"
+    source, _ = load_model_folder(folder)
+    kwargs = dict(config["model"]["kwargs"], fine_width=8)
+    fine = build_model("lesion_fcn", **kwargs)
+    record = load_warm_start(fine, folder, "lesion_fcn", kwargs)
+    assert record["new_parameters"] and all(
+        name.split(".")[0] in {"fine_stem", "up2", "fuse2", "head2"}
+        for name in record["new_parameters"]
+    )
+    for name, tensor in source.state_dict().items():
+        torch.testing.assert_close(fine.state_dict()[name], tensor, msg=name)
+    wider = dict(config["model"]["kwargs"], decoder_widths=[16, 16, 16])
+    with pytest.raises(ModelError, match="do not fit"):
+        load_warm_start(build_model("lesion_fcn", **wider), folder, "lesion_fcn", wider)
