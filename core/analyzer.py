@@ -26,6 +26,13 @@ from core.resources import models_dir
 from core.runtime import choose_backend, load_onnx_folder
 from core.tiling import CoarseProbabilities, tiled_probabilities
 from core.types import Detection, ModelInfo, Tracking
+from core.verification import (
+    VerificationSettings,
+    VerifyFn,
+    apply_verdicts,
+    candidate_inputs,
+    torch_verify_fn,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -117,6 +124,29 @@ def _check_settings(meta: dict, folder: Path) -> None:
             folder / "model.json",
             f"inference.scales must be a list of whole numbers of 1 or more, got {scales!r}",
         )
+    try:
+        verification_settings(meta)
+    except ValueError as exc:
+        raise ModelError(folder / "model.json", str(exc)) from exc
+
+
+def verification_settings(meta: dict) -> VerificationSettings | None:
+    """The second stage of a detector's model.json (see :mod:`core.verification`), or None
+    for a detector without one. Raises ValueError for a malformed ``"verifier"`` section."""
+    section = meta.get("verifier")
+    return None if section is None else VerificationSettings.from_json(section)
+
+
+def _check_verifier_present(model: Any, meta: dict, folder: Path) -> None:
+    """ModelError unless the network carries a verifier exactly when model.json has one."""
+    has_network = getattr(model, "verifier", None) is not None
+    if has_network != (meta.get("verifier") is not None):
+        where = "the network" if has_network else "model.json"
+        raise ModelError(
+            folder,
+            f"{where} has a candidate verifier but "
+            f"{'model.json' if has_network else 'the network'} does not",
+        )
 
 
 def enlargement_settings(inference: dict) -> tuple[tuple[int, ...], int]:
@@ -163,6 +193,14 @@ class Analyzer:
         # mirror_analysis; 0: never)
         self.mirror_below_px = int(inference.get("mirror_below_px", 0))
         self.postprocess = PostprocessConfig.from_json(detector_meta.get("postprocess"))
+        # the second stage (core.verification), when the detector has one
+        self.verification = verification_settings(detector_meta)
+        self._verify: VerifyFn | None = None
+        if self.verification is not None:
+            if backend == "torch":
+                self._verify = torch_verify_fn(self._detector.verifier, device)
+            else:
+                self._verify = self._detector.verify
         self._tracker_folder = tracker_folder
         self._tracker: tuple[Any, dict] | None = None
         self._tracker_lock = threading.Lock()
@@ -202,6 +240,7 @@ class Analyzer:
             chosen = choose_device(device)
             model, meta = load_model_folder(detector_folder, chosen)
         _check_settings(meta, detector_folder)
+        _check_verifier_present(model, meta, detector_folder)
         return cls(
             device=chosen,
             detector=model,
@@ -239,6 +278,11 @@ class Analyzer:
     ) -> np.ndarray:
         """float32 (H, W, 3) per-pixel (p background, p benign, p malignant), rows sum to 1."""
         return self._coarse_probabilities(image, progress=progress, cancel=cancel).upsample()
+
+    def probabilities(self, image: np.ndarray) -> CoarseProbabilities:
+        """The detector's class probabilities of an (H, W, 3) uint8 RGB photo, at its output
+        stride (multi-scale and tiled as :meth:`detect` runs it; no post-processing)."""
+        return self._coarse_probabilities(image, progress=None, cancel=None)
 
     def _coarse_probabilities(
         self, image: np.ndarray, *, progress: Progress | None, cancel: Cancel | None
@@ -282,10 +326,20 @@ class Analyzer:
         )
         if cancel is not None and cancel():
             raise Cancelled("detection")
-        lesions = find_lesions(coarse, self.postprocess)
+        lesions = self._lesions(image, coarse)
         if progress is not None:
             progress(1.0)
         return Detection(heatmap=coarse, lesions=lesions, model=self._detector_info)
+
+    def _lesions(self, image: np.ndarray, coarse: CoarseProbabilities) -> tuple:
+        """Post-processing: the regions of the map, verified when the detector has a second
+        stage (see core.verification)."""
+        if self.verification is None or self._verify is None:
+            return find_lesions(coarse, self.postprocess)
+        candidates = find_lesions(coarse, self.verification.candidates)
+        crops, scalars = candidate_inputs(image, coarse, candidates)
+        verdicts = self._verify(crops, scalars) if candidates else np.zeros(0, np.float32)
+        return apply_verdicts(candidates, verdicts, self.verification.min_score)
 
     def _load_tracker(self) -> tuple[Any, dict]:
         with self._tracker_lock:

@@ -8,6 +8,9 @@ that it takes what the app has, uint8 photos, and gives what the app needs:
 - tracker: ``image_a``, ``image_b`` uint8 (B, H, W, 3) RGB -> ``flow`` float32 (B, H, W, 2),
   A pixel + flow = its position in B, in input pixels.
 
+A detector with a second stage (:mod:`core.verification`) also gets ``verifier.onnx``:
+``crops`` uint8 (N, 7, S, S) and ``scalars`` float32 (N, 4) -> ``p_true`` float32 (N,).
+
 B, H and W are dynamic; H and W must be multiples of 32 (tiles and working sizes are). The
 file's SHA-256 and the weights' SHA-256 it came from go into model.json's ``"onnx"`` entry
 (see :mod:`core.runtime`); the export is checked against torch with ONNX Runtime when that is
@@ -48,6 +51,67 @@ class DetectorGraph(nn.Module):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         logits = self.net.logits_lowres(_to_float(image))
         return F.softmax(logits.float(), dim=1).permute(0, 2, 3, 1)
+
+
+class VerifierGraph(nn.Module):
+    """uint8 crops (N, 7, S, S), float32 scalars (N, 4) -> P(true lesion) (N,) of a
+    CandidateVerifier."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, crops: torch.Tensor, scalars: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.net(crops, scalars).float())
+
+
+VERIFIER_ONNX_FILE = "verifier.onnx"
+
+
+def _export_verifier(folder: Path, verifier: nn.Module, opset: int) -> dict:
+    """Write ``folder/verifier.onnx`` (fused, eval mode); return its model.json entry."""
+    graph = VerifierGraph(verifier.eval()).eval()
+    generator = torch.Generator().manual_seed(0)
+    crops = torch.randint(0, 256, (3, 7, 32, 32), dtype=torch.uint8, generator=generator)
+    scalars = torch.randn(3, 4, generator=generator)
+
+    def write(tmp: str) -> None:
+        with warnings.catch_warnings(), torch.enable_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                graph,
+                (crops, scalars),
+                tmp,
+                input_names=["crops", "scalars"],
+                output_names=["p_true"],
+                dynamic_axes={"crops": {0: "n"}, "scalars": {0: "n"}, "p_true": {0: "n"}},
+                opset_version=opset,
+                dynamo=False,
+            )
+
+    target = folder / VERIFIER_ONNX_FILE
+    _atomic_write(target, write)
+    entry: dict = {
+        "file": VERIFIER_ONNX_FILE,
+        "sha256": file_sha256(target),
+        "inputs": [
+            {"name": "crops", "layout": "uint8 (N, 7, S, S), see core.verification"},
+            {"name": "scalars", "layout": "float32 (N, 4), see core.verification"},
+        ],
+        "outputs": [{"name": "p_true", "layout": "float32 (N,) P(true lesion)"}],
+    }
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return entry
+    session = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
+    more = torch.randint(0, 256, (5, 7, 32, 32), dtype=torch.uint8, generator=generator)
+    numbers = torch.randn(5, 4, generator=generator)
+    with torch.inference_mode():
+        expected = graph(more, numbers).numpy()
+    got = session.run(None, {"crops": more.numpy(), "scalars": numbers.numpy()})[0]
+    entry["check_max_abs_diff"] = float(f"{float(np.abs(got - expected).max()):.3g}")
+    return entry
 
 
 class TrackerGraph(nn.Module):
@@ -167,6 +231,8 @@ def export_onnx(folder: str | Path, *, opset: int = DEFAULT_OPSET) -> dict:
     }
     if kind == "detector":
         entry["output_stride"] = int(model.output_stride)
+        if getattr(model, "verifier", None) is not None:
+            entry["verifier"] = _export_verifier(folder, model.verifier, opset)
     else:
         entry["working_size"] = int(model.working_size)
     difference = _max_difference(graph, kind, target)

@@ -7,7 +7,10 @@ A model folder may hold ``model.onnx`` beside its weights (written by
     {"file": "model.onnx", "sha256": hex of model.onnx, "weights_sha256": the weights'
      SHA-256 it was exported from, "opset": int, "kind": "detector" | "tracker",
      "inputs": [{"name", "dtype", "layout"}], "outputs": [{"name", "dtype", "layout"}],
-     "output_stride": 4 (detector), "working_size": int (tracker), "exporter": "torch X"}
+     "output_stride": 4 (detector), "working_size": int (tracker), "exporter": "torch X",
+     "verifier": {"file": "verifier.onnx", "sha256", ...} (a detector with a second stage,
+     see core.verification: uint8 (N, 7, S, S) "crops" and float32 (N, 4) "scalars" ->
+     float32 (N,) "p_true")}
 
 The ONNX graphs take uint8 (B, H, W, 3) RGB photos (H, W multiples of 32) and do the
 scaling to [0, 1], the normalisation and (detector) the softmax inside, so this module
@@ -86,6 +89,21 @@ class OnnxDetector:
     session: Any
     input_name: str
     output_stride: int
+    #: the second stage's session (``verifier.onnx``), when the detector has one
+    verifier: Any = None
+
+    def verify(self, crops: np.ndarray, scalars: np.ndarray) -> np.ndarray:
+        """P(true lesion) float32 (N,) of candidates: uint8 (N, 7, S, S) crops and float32
+        (N, 4) scalars (see core.verification.candidate_inputs)."""
+        if self.verifier is None:
+            raise ValueError("this detector has no candidate verifier")
+        if len(crops) == 0:
+            return np.zeros(0, np.float32)
+        feeds = {
+            "crops": np.ascontiguousarray(crops, dtype=np.uint8),
+            "scalars": np.ascontiguousarray(scalars, dtype=np.float32),
+        }
+        return self.verifier.run(None, feeds)[0]
 
     def tile_probabilities(self, tiles: np.ndarray) -> np.ndarray:
         """Softmax class probabilities of uint8 (B, H, W, 3) RGB tiles (H, W multiples of 32):
@@ -123,6 +141,21 @@ def onnx_entry(folder: str | Path, meta: dict | None = None) -> dict | None:
     return entry if isinstance(entry, dict) else None
 
 
+def _checked_file(folder: Path, entry: dict) -> Path:
+    """The ONNX file an entry names ({"file", "sha256"}), present and its hash checked."""
+    path = folder / str(entry.get("file", ONNX_FILE))
+    if not path.is_file():
+        raise ModelError(folder, f"{path.name} missing")
+    digest = file_sha256(path)
+    if digest != str(entry.get("sha256", "")).lower():
+        raise ModelError(
+            folder,
+            f"SHA-256 of {path.name} is {digest[:12]}..., model.json says "
+            f"{str(entry.get('sha256', ''))[:12]}... (corrupt or replaced ONNX file)",
+        )
+    return path
+
+
 def load_onnx_folder(folder: str | Path) -> tuple[OnnxDetector | OnnxTracker, dict]:
     """Open the ``model.onnx`` of a model folder on the CPU; return (network, model.json).
 
@@ -137,16 +170,7 @@ def load_onnx_folder(folder: str | Path) -> tuple[OnnxDetector | OnnxTracker, di
         raise ModelError(
             folder, "no ONNX export (model.json has no 'onnx' entry; run lesion-train export-onnx)"
         )
-    path = folder / str(entry.get("file", ONNX_FILE))
-    if not path.is_file():
-        raise ModelError(folder, f"{path.name} missing")
-    digest = file_sha256(path)
-    if digest != str(entry.get("sha256", "")).lower():
-        raise ModelError(
-            folder,
-            f"SHA-256 of {path.name} is {digest[:12]}..., model.json says "
-            f"{str(entry.get('sha256', ''))[:12]}... (corrupt or replaced ONNX file)",
-        )
+    path = _checked_file(folder, entry)
     if str(entry.get("weights_sha256", "")).lower() != str(meta["sha256"]).lower():
         raise ModelError(
             folder,
@@ -157,8 +181,16 @@ def load_onnx_folder(folder: str | Path) -> tuple[OnnxDetector | OnnxTracker, di
     names = [i.name for i in session.get_inputs()]
     kind = entry.get("kind")
     if kind == "detector" and len(names) == 1:
+        second = entry.get("verifier")
+        if (second is not None) != (meta.get("verifier") is not None):
+            raise ModelError(
+                folder, "model.json's verifier and its ONNX export's disagree (export again)"
+            )
         net: OnnxDetector | OnnxTracker = OnnxDetector(
-            session=session, input_name=names[0], output_stride=int(entry["output_stride"])
+            session=session,
+            input_name=names[0],
+            output_stride=int(entry["output_stride"]),
+            verifier=_session(_checked_file(folder, second), folder) if second else None,
         )
     elif kind == "tracker" and len(names) == 2:
         net = OnnxTracker(

@@ -23,6 +23,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "training.hard_negatives",
         "find a detector's confident false positives on a synthetic pool (hard negatives)",
     ),
+    "verifier": (
+        "training.train_verifier",
+        "train a detector's second stage, the verifier of its candidate regions",
+    ),
     "sliding-window": (
         "training.baselines.sliding_window",
         "train the sliding-window patch-classifier baseline of the detector",

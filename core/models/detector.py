@@ -37,6 +37,7 @@ from core.models.layers import (
     fuse_batchnorm,
 )
 from core.models.registry import register
+from core.models.verifier import CandidateVerifier
 
 CLASSES = ("background", "benign", "malignant")
 
@@ -56,6 +57,10 @@ class LesionFCN(nn.Module):
     depths: 3x3 convs per encoder stage after its (strided) entry.
     decoder_widths: decoder channels at strides 16, 8, 4.
     fine_width: channels of the stride-2 refinement; 0 (the default) leaves it out.
+    verifier: constructor arguments of the second stage, a
+    :class:`core.models.verifier.CandidateVerifier` kept as :attr:`verifier` (its tensors
+    are saved with the network's, under ``verifier.``); None (the default): no second stage.
+    The forward pass never uses it: :mod:`core.verification` runs it on candidate regions.
     """
 
     size_multiple = 32
@@ -68,6 +73,7 @@ class LesionFCN(nn.Module):
         decoder_widths: Sequence[int] = (64, 32, 32),
         num_classes: int = 3,
         fine_width: int = 0,
+        verifier: dict | None = None,
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
     ) -> None:
@@ -108,6 +114,7 @@ class LesionFCN(nn.Module):
             self.head2 = nn.Conv2d(f, self.num_classes, 1)
             nn.init.zeros_(self.head2.weight)
             nn.init.zeros_(self.head2.bias)
+        self.verifier = CandidateVerifier(**verifier) if verifier is not None else None
 
     def _pad(self, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
         h, w = x.shape[-2:]

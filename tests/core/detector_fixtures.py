@@ -19,17 +19,37 @@ TINY_KWARGS = {
 }
 
 
+#: a small candidate verifier (core.models.verifier)
+TINY_VERIFIER = {"widths": [8, 8, 8], "hidden": 8}
+
+
 def make_model_folder(
-    folder: Path, *, seed: int = 0, meta: dict | None = None, fine_width: int = 0
+    folder: Path,
+    *,
+    seed: int = 0,
+    meta: dict | None = None,
+    fine_width: int = 0,
+    verifier_bias: float | None = None,
 ) -> str:
     """Write a tiny random ``lesion_fcn`` model folder (stride 4, or 2 with ``fine_width``);
-    return its SHA-256."""
+    return its SHA-256.
+
+    verifier_bias: when given, the network carries a random :data:`TINY_VERIFIER` whose
+    output logit is shifted by this much (meta must then hold a "verifier" section).
+    """
     generator = torch.Generator().manual_seed(seed)
-    kwargs = dict(TINY_KWARGS, fine_width=fine_width) if fine_width else TINY_KWARGS
+    kwargs = dict(TINY_KWARGS, fine_width=fine_width) if fine_width else dict(TINY_KWARGS)
+    if verifier_bias is not None:
+        kwargs["verifier"] = dict(TINY_VERIFIER)
     model = build_model("lesion_fcn", **kwargs)
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.1)
+        if verifier_bias is not None:
+            # larger random weights than the detector's: distinct verdicts for distinct crops
+            for parameter in model.verifier.parameters():
+                parameter.mul_(3.0)
+            model.verifier.head[-1].bias.add_(verifier_bias)
     info = {"name": "test-detector", "version": "0.0-test", "tile": {"size": 128, "overlap": 32}}
     info.update(meta or {})
     return save_model_folder(folder, model, arch="lesion_fcn", arch_kwargs=kwargs, meta=info)

@@ -59,7 +59,11 @@ def _photo(height: int, width: int, seed: int) -> np.ndarray:
 def folders(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("onnx")
     detector, tracker = root / "detector", root / "tracker"
-    make_model_folder(detector, seed=11, meta={"postprocess": {"high": 0.4, "low": 0.25}})
+    # with a second stage (min_score 0: every candidate stays, scored by the verifier), so
+    # that parity and the run without torch cover it too
+    thresholds = {"high": 0.4, "low": 0.25}
+    meta = {"postprocess": thresholds, "verifier": {"candidates": thresholds, "min_score": 0.0}}
+    make_model_folder(detector, seed=11, meta=meta, verifier_bias=0.0)
     _tracker_folder(tracker, seed=12)
     export_onnx(detector)
     export_onnx(tracker)
@@ -183,6 +187,8 @@ NO_TORCH = textwrap.dedent(
         "heatmap": list(detection.heatmap.shape),
         "flow": list(tracking.flow.shape),
         "points": points.shape[0],
+        "verified": analyzer.verification is not None,
+        "lesions": len(detection.lesions),
         "torch_loaded": any(m == "torch" or m.startswith("torch.") for m in sys.modules),
     }))
     """
@@ -205,6 +211,7 @@ def test_detect_and_track_run_without_torch(folders) -> None:
     assert report["backend"] == "onnx" and "ONNX Runtime" in report["device"]
     assert report["heatmap"] == [140, 180, 3] and report["flow"] == [140, 180, 2]
     assert report["points"] == 1 and report["torch_loaded"] is False
+    assert report["verified"] and report["lesions"] > 0  # the second stage ran without torch
 
 
 @pytest.mark.parametrize("name", ["detector", "tracker"])
@@ -215,3 +222,28 @@ def test_shipped_models_have_a_current_onnx_export(name: str) -> None:
         pytest.skip(f"no shipped {name} in the checkout yet")
     network, meta = load_onnx_folder(folder)  # ModelError if missing, corrupt or stale
     assert meta["onnx"]["kind"] == name
+
+
+def test_a_detector_with_a_verifier_exports_both_stages_and_agrees(tmp_path: Path) -> None:
+    from tests.core.test_verification import CANDIDATES, _map_of_the_discs
+    from tests.core.test_verification import _photo as discs_photo
+
+    folder = tmp_path / "verified"
+    meta = {"verifier": {"candidates": CANDIDATES, "min_score": 0.0}}
+    make_model_folder(folder, seed=21, meta=meta, verifier_bias=0.0)
+    entry = export_onnx(folder)["verifier"]
+    assert (folder / entry["file"]).is_file() and entry["check_max_abs_diff"] < 1e-4
+    photo = discs_photo()
+    found = {}
+    for backend in ("torch", "onnx"):
+        analyzer = Analyzer.load("cpu", detector=folder, backend=backend)
+        analyzer._coarse_probabilities = _map_of_the_discs  # the verifier is under test here
+        found[backend] = analyzer.detect(photo).lesions
+    assert len(found["torch"]) == 3
+    assert [lesion.bbox for lesion in found["onnx"]] == [lesion.bbox for lesion in found["torch"]]
+    for a, b in zip(found["onnx"], found["torch"], strict=True):
+        assert abs(a.score - b.score) < 1e-4
+    # the second stage's file is checked like the first's
+    (folder / entry["file"]).write_bytes(b"not onnx")
+    with pytest.raises(ModelError, match="verifier.onnx"):
+        Analyzer.load("cpu", detector=folder, backend="onnx")

@@ -1,0 +1,289 @@
+"""`lesion-train verifier`: train a detector's second stage, the candidate verifier.
+
+The recipe is a config (``training/configs/verifier.json``)::
+
+    lesion-train verifier --config training/configs/verifier.json \\
+        --detector resources/models/detector --out runs/detector-verified
+
+1. mine the detector's candidates (``candidates`` thresholds) on a synthetic pool it was
+   not trained on and on validation photos of other seeds (see
+   :mod:`training.verifier_data`; cached under ``--work-dir``, so a rerun skips them);
+2. train a :class:`core.models.verifier.CandidateVerifier` on them: binary cross-entropy
+   (true lesion or not), the 8 flips and rotations of the crops, AdamW with a one-cycle
+   schedule, seeded; after each epoch the validation photos are scored as the Analyzer
+   scores them, and recall at <= 0.5 false positives per photo and AP are logged;
+3. write a new detector model folder: the detector's network and weights unchanged, the
+   verifier's tensors added (``arch_kwargs.verifier``), model.json's ``"verifier"`` section
+   with the thresholds, the training command, seed, data and validation figures.
+
+The verifier trains in minutes; mining the pool is the long part (the detector's full
+analysis, about 2 s a 1024x768 photo on 2 CPU cores), hence the cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from core.errors import DataError
+from core.models.verifier import CandidateVerifier
+from core.postprocess import PostprocessConfig
+from core.verification import VerificationSettings
+from training.metrics import LesionDetectionMetric
+from training.train_detector import command_line
+from training.verifier_data import PhotoCandidates, mine, photo_truth_classes
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, required=True, help="verifier recipe (JSON)")
+    parser.add_argument("--detector", type=Path, required=True, help="detector model folder")
+    parser.add_argument("--out", type=Path, required=True, help="new detector model folder")
+    parser.add_argument(
+        "--work-dir", type=Path, default=Path("runs/verifier"), help="candidate cache"
+    )
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=2)
+
+
+def read_config(path: Path) -> dict:
+    """The recipe, with its required keys checked (DataError naming the file)."""
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(path, f"not a readable JSON recipe ({exc})") from exc
+    for section, keys in {
+        "": ("seed", "version", "candidates", "min_score", "model", "data", "train"),
+        "data": ("folder", "photos", "val_seeds", "val_photos"),
+        "train": ("epochs", "batch_size", "lr", "weight_decay"),
+    }.items():
+        where = cfg.get(section) if section else cfg
+        if not isinstance(where, dict):
+            raise DataError(path, f"{section or 'the recipe'} must be an object")
+        missing = [k for k in keys if k not in where]
+        if missing:
+            raise DataError(path, f"{section or 'recipe'} lacks {', '.join(missing)}")
+    return cfg
+
+
+# -------------------------------------------------------------------------- training
+
+
+def _stack(items: list[PhotoCandidates]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(crops uint8 (N, 7, S, S), scalars float32 (N, 4), labels float32 (N,)) of all photos."""
+    if not items:
+        raise DataError(Path("."), "no photos to take candidates from")
+    crops = np.concatenate([item.crops for item in items])
+    scalars = np.concatenate([item.scalars for item in items])
+    label = np.concatenate([item.label for item in items]).astype(np.float32)
+    return torch.from_numpy(crops), torch.from_numpy(scalars), torch.from_numpy(label)
+
+
+def _dihedral(crops: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One of the 8 rotations and flips of a batch of crops (the same for the batch)."""
+    turn = int(torch.randint(4, (1,), generator=generator))
+    crops = torch.rot90(crops, turn, (2, 3))
+    return crops.flip(3) if int(torch.randint(2, (1,), generator=generator)) else crops
+
+
+@torch.no_grad()
+def predict(net: CandidateVerifier, crops: torch.Tensor, scalars: torch.Tensor) -> np.ndarray:
+    """P(true lesion) (N,) in eval mode."""
+    net.eval()
+    out = [
+        torch.sigmoid(net(crops[i : i + 1024], scalars[i : i + 1024]))
+        for i in range(0, len(crops), 1024)
+    ]
+    return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+
+
+def validation_figures(items: list[PhotoCandidates], p_true: np.ndarray) -> dict:
+    """Lesion-level figures of the validation photos with each candidate scored ``p_true``
+    (the detector's regions otherwise), as :class:`LesionDetectionMetric` computes them."""
+    metric = LesionDetectionMetric()
+    start = 0
+    for item in items:
+        scores = p_true[start : start + len(item.lesions)]
+        start += len(item.lesions)
+        lesions = [
+            replace(lesion, score=float(s)) for lesion, s in zip(item.lesions, scores, strict=True)
+        ]
+        metric.update(lesions, item.instance_map, photo_truth_classes(item))
+    figures = metric.aggregate()
+    return {
+        "recall_at_max_fp": round(float(figures["recall_at_max_fp"]), 4),
+        "ap": round(float(figures["ap"]), 4),
+        "score_threshold_at": round(float(figures["score_threshold_at"]), 4),
+        "candidate_recall": round(float(figures["recall"]), 4),
+    }
+
+
+def train(
+    cfg: dict, pool: list[PhotoCandidates], val: list[PhotoCandidates]
+) -> tuple[CandidateVerifier, list[dict]]:
+    """The trained verifier and one line of figures per epoch."""
+    torch.manual_seed(int(cfg["seed"]))
+    generator = torch.Generator().manual_seed(int(cfg["seed"]))
+    net = CandidateVerifier(**cfg["model"])
+    crops, scalars, label = _stack(pool)
+    if len(label) == 0:
+        raise DataError(Path(str(cfg.get("data", {}).get("folder", "."))), "no candidates found")
+    val_crops, val_scalars, _ = _stack(val) if val else (None, None, None)
+    opt_cfg = cfg["train"]
+    batch = int(opt_cfg["batch_size"])
+    steps = max(1, len(label) // batch)
+    epochs = int(opt_cfg["epochs"])
+    optimiser = torch.optim.AdamW(
+        net.parameters(), lr=float(opt_cfg["lr"]), weight_decay=float(opt_cfg["weight_decay"])
+    )
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimiser, max_lr=float(opt_cfg["lr"]), total_steps=epochs * steps
+    )
+    history = []
+    for epoch in range(epochs):
+        net.train()
+        order = torch.randperm(len(label), generator=generator)
+        total = 0.0
+        for step in range(steps):
+            index = order[step * batch : (step + 1) * batch]
+            logits = net(_dihedral(crops[index], generator), scalars[index])
+            loss = F.binary_cross_entropy_with_logits(logits, label[index])
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            total += float(loss.detach())
+        line = {"epoch": epoch + 1, "loss": round(total / steps, 4)}
+        if val:
+            line.update(validation_figures(val, predict(net, val_crops, val_scalars)))
+        history.append(line)
+        print(json.dumps(line), flush=True)
+    return net, history
+
+
+# ---------------------------------------------------------------------------- output
+
+
+def _pool_photos(folder: Path, count: int):
+    from training.synthesis.datasets import FolderDetectionDataset
+
+    dataset = FolderDetectionDataset(folder)
+    if count > len(dataset):
+        raise DataError(folder, f"holds {len(dataset)} photos, the recipe asks for {count}")
+    return [(i, lambda i=i: dataset[i]) for i in range(count)]
+
+
+def _val_photos(seed: int, count: int, data_cfg: dict):
+    from training.detector_data import synth_config
+    from training.synthesis.datasets import DetectionDataset
+
+    dataset = DetectionDataset(count, seed, synth_config(data_cfg))
+    return [(i, lambda i=i: dataset[i]) for i in range(count)]
+
+
+def verified_folder(
+    detector: Path, out: Path, verifier: CandidateVerifier, cfg: dict, record: dict
+) -> str:
+    """Write the detector of ``detector`` plus ``verifier`` into ``out``; return its SHA-256."""
+    from core.model_folder import load_model_folder, save_model_folder
+
+    model, meta = load_model_folder(detector, "cpu")
+    if getattr(model, "verifier", None) is not None:
+        raise DataError(detector, "this detector already has a verifier; start from one without")
+    arch_kwargs = {**meta["arch_kwargs"], "verifier": dict(cfg["model"])}
+    from core.models.registry import build_model
+
+    combined = build_model(str(meta["architecture"]), **arch_kwargs)
+    state = model.state_dict()
+    state.update({f"verifier.{k}": v for k, v in verifier.state_dict().items()})
+    combined.load_state_dict(state, strict=True)
+    kept = {
+        k: v
+        for k, v in meta.items()
+        if k not in ("format", "sha256", "weights", "architecture", "arch_kwargs", "onnx")
+    }
+    kept["version"] = str(cfg["version"])
+    kept["verifier"] = {**record, "detector_alone": {"version": meta["version"]}}
+    kept.pop("metrics", None)  # the detector alone's figures; evaluate-detector adds new ones
+    return save_model_folder(
+        out, combined.eval(), arch=str(meta["architecture"]), arch_kwargs=arch_kwargs, meta=kept
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from core.analyzer import Analyzer
+
+    torch.set_num_threads(max(1, int(args.threads)))
+    cfg = read_config(args.config)
+    settings = VerificationSettings(
+        PostprocessConfig.from_json(cfg["candidates"]), float(cfg["min_score"])
+    )
+    analyzer = Analyzer.load(args.device, detector=args.detector)
+    if analyzer.verification is not None:
+        raise DataError(args.detector, "this detector already has a verifier")
+    data = cfg["data"]
+    tic = time.time()
+
+    def bar(items):
+        return tqdm(items, desc="candidates", mininterval=10.0)
+
+    pool = mine(
+        _pool_photos(Path(data["folder"]), int(data["photos"])),
+        analyzer.probabilities,
+        settings.candidates,
+        args.work_dir / "pool",
+        bar,
+    )
+    val = []
+    for seed in data["val_seeds"]:
+        val += mine(
+            _val_photos(int(seed), int(data["val_photos"]), data),
+            analyzer.probabilities,
+            settings.candidates,
+            args.work_dir / f"val{int(seed)}",
+            bar,
+        )
+    mined = time.time() - tic
+    net, history = train(cfg, pool, val)
+    n_candidates = sum(len(item.label) for item in pool)
+    n_true = sum(int(item.label.sum()) for item in pool)
+    record = {
+        **settings.to_json(),
+        "training": {
+            "command": command_line(),
+            "seed": int(cfg["seed"]),
+            "config": cfg,
+            "data": {
+                "pool": data["folder"],
+                "pool_command": data.get("pool_command"),
+                "photos": int(data["photos"]),
+                "candidates": n_candidates,
+                "true_candidates": n_true,
+                "val_seeds": list(data["val_seeds"]),
+                "val_photos_per_seed": int(data["val_photos"]),
+            },
+            "mining_s": round(mined, 1),
+            "training_s": round(time.time() - tic - mined, 1),
+            "torch": torch.__version__,
+            "history": history,
+        },
+        "metrics": {
+            "validation": history[-1] if history else {},
+            # the same photos and candidates ranked by the detector's own scores
+            "validation_detector_alone": validation_figures(
+                val, np.array([lesion.score for item in val for lesion in item.lesions])
+            )
+            if val
+            else {},
+        },
+    }
+    digest = verified_folder(args.detector, args.out, net, cfg, record)
+    print(f"{n_candidates} candidates ({n_true} true) -> {args.out} (sha256 {digest[:12]})")
+    return 0
