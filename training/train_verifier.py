@@ -61,7 +61,7 @@ def read_config(path: Path) -> dict:
         raise DataError(path, f"not a readable JSON recipe ({exc})") from exc
     for section, keys in {
         "": ("seed", "version", "candidates", "min_score", "model", "data", "train"),
-        "data": ("folder", "photos", "val_seeds", "val_photos"),
+        "data": ("pools", "val_seeds", "val_photos"),
         "train": ("epochs", "batch_size", "lr", "weight_decay"),
     }.items():
         where = cfg.get(section) if section else cfg
@@ -70,6 +70,12 @@ def read_config(path: Path) -> dict:
         missing = [k for k in keys if k not in where]
         if missing:
             raise DataError(path, f"{section or 'recipe'} lacks {', '.join(missing)}")
+    pools = cfg["data"]["pools"]
+    if not isinstance(pools, list) or not pools:
+        raise DataError(path, "data.pools must be a list of {folder, photos} objects")
+    for pool in pools:
+        if not isinstance(pool, dict) or "folder" not in pool or "photos" not in pool:
+            raise DataError(path, f"data.pools: {pool!r} lacks folder or photos")
     return cfg
 
 
@@ -125,6 +131,35 @@ def validation_figures(items: list[PhotoCandidates], p_true: np.ndarray) -> dict
     }
 
 
+def false_positives_per_photo(items: list[PhotoCandidates], p_true: np.ndarray, t: float) -> float:
+    """False positives per photo of the validation photos when candidates need ``t``."""
+    metric = LesionDetectionMetric()
+    start = 0
+    for item in items:
+        scores = p_true[start : start + len(item.lesions)]
+        start += len(item.lesions)
+        kept = [
+            replace(lesion, score=float(s))
+            for lesion, s in zip(item.lesions, scores, strict=True)
+            if s >= t
+        ]
+        metric.update(kept, item.instance_map, photo_truth_classes(item))
+    return float(metric.aggregate()["fp_per_image"])
+
+
+def choose_min_score(items: list[PhotoCandidates], p_true: np.ndarray, max_fp: float) -> float:
+    """The lowest threshold of 0.01, 0.02, ..., 0.99 at which the validation photos have at
+    most ``max_fp`` false positives per photo (bisection: fewer pass a higher threshold)."""
+    lo, hi = 1, 99  # in hundredths; hi always passes (or is the last resort)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if false_positives_per_photo(items, p_true, mid / 100) <= max_fp:
+            hi = mid
+        else:
+            lo = mid + 1
+    return hi / 100
+
+
 def train(
     cfg: dict, pool: list[PhotoCandidates], val: list[PhotoCandidates]
 ) -> tuple[CandidateVerifier, list[dict]]:
@@ -134,7 +169,7 @@ def train(
     net = CandidateVerifier(**cfg["model"])
     crops, scalars, label = _stack(pool)
     if len(label) == 0:
-        raise DataError(Path(str(cfg.get("data", {}).get("folder", "."))), "no candidates found")
+        raise DataError(Path("."), "the pools gave no candidates")
     val_crops, val_scalars, _ = _stack(val) if val else (None, None, None)
     opt_cfg = cfg["train"]
     batch = int(opt_cfg["batch_size"])
@@ -222,9 +257,7 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(max(1, int(args.threads)))
     cfg = read_config(args.config)
-    settings = VerificationSettings(
-        PostprocessConfig.from_json(cfg["candidates"]), float(cfg["min_score"])
-    )
+    candidates = PostprocessConfig.from_json(cfg["candidates"])
     analyzer = Analyzer.load(args.device, detector=args.detector)
     if analyzer.verification is not None:
         raise DataError(args.detector, "this detector already has a verifier")
@@ -234,36 +267,53 @@ def run(args: argparse.Namespace) -> int:
     def bar(items):
         return tqdm(items, desc="candidates", mininterval=10.0)
 
-    pool = mine(
-        _pool_photos(Path(data["folder"]), int(data["photos"])),
-        analyzer.probabilities,
-        settings.candidates,
-        args.work_dir / "pool",
-        bar,
-    )
+    pool = []
+    for source in data["pools"]:
+        folder = Path(source["folder"])
+        pool += mine(
+            _pool_photos(folder, int(source["photos"])),
+            analyzer.probabilities,
+            candidates,
+            args.work_dir / f"pool-{folder.name}",
+            bar,
+        )
     val = []
     for seed in data["val_seeds"]:
         val += mine(
             _val_photos(int(seed), int(data["val_photos"]), data),
             analyzer.probabilities,
-            settings.candidates,
+            candidates,
             args.work_dir / f"val{int(seed)}",
             bar,
         )
     mined = time.time() - tic
     net, history = train(cfg, pool, val)
+    # min_score: a number, or {"max_val_fp_per_photo": F}: the lowest threshold that keeps the
+    # validation photos' false positives at F per photo or fewer (chosen here, on validation)
+    rule = cfg["min_score"]
+    if isinstance(rule, dict):
+        if not val:
+            raise DataError(args.config, "min_score by rule needs validation photos")
+        p_val = predict(net, *_stack(val)[:2])
+        min_score = choose_min_score(val, p_val, float(rule["max_val_fp_per_photo"]))
+        at_min = {
+            "min_score_rule": rule,
+            "fp_per_photo_at_min_score": round(false_positives_per_photo(val, p_val, min_score), 3),
+        }
+    else:
+        min_score, at_min = float(rule), {}
+    settings = VerificationSettings(candidates, min_score)
     n_candidates = sum(len(item.label) for item in pool)
     n_true = sum(int(item.label.sum()) for item in pool)
     record = {
         **settings.to_json(),
+        **at_min,
         "training": {
             "command": command_line(),
             "seed": int(cfg["seed"]),
             "config": cfg,
             "data": {
-                "pool": data["folder"],
-                "pool_command": data.get("pool_command"),
-                "photos": int(data["photos"]),
+                "pools": data["pools"],
                 "candidates": n_candidates,
                 "true_candidates": n_true,
                 "val_seeds": list(data["val_seeds"]),

@@ -85,8 +85,12 @@ def _recipe(tmp_path: Path, **train: object) -> Path:
         "version": "9.9.9",
         "model": {"widths": [8, 8, 8], "hidden": 8},
         "candidates": CANDIDATES,
-        "min_score": 0.5,
-        "data": {"folder": "toy", "photos": 16, "val_seeds": [1], "val_photos": 6},
+        "min_score": {"max_val_fp_per_photo": 0.5},
+        "data": {
+            "pools": [{"folder": "toy", "photos": 10}, {"folder": "toy2", "photos": 6}],
+            "val_seeds": [1],
+            "val_photos": 6,
+        },
         "train": {"epochs": 25, "batch_size": 16, "lr": 0.01, "weight_decay": 0.0, **train},
     }
     path = tmp_path / "verifier.json"
@@ -103,7 +107,9 @@ def test_the_command_trains_a_verifier_into_a_new_detector_folder(
     monkeypatch.setattr(
         train_verifier,
         "_pool_photos",
-        lambda folder, count: [(i, lambda i=i: toy_item(100 + i)) for i in range(count)],
+        lambda folder, count: [
+            (i, lambda i=i: toy_item(100 + len(folder.name) * 50 + i)) for i in range(count)
+        ],
     )
     monkeypatch.setattr(
         train_verifier,
@@ -117,11 +123,14 @@ def test_the_command_trains_a_verifier_into_a_new_detector_folder(
     args = ["verifier", "--config", str(_recipe(tmp_path)), "--detector", str(detector)]
     args += ["--out", str(out), "--work-dir", str(tmp_path / "work"), "--threads", "1"]
     assert lesion_train(args) == 0
-    assert len(list((tmp_path / "work" / "pool").glob("*.npz"))) == 16  # the cache
+    for name, count in (("pool-toy", 10), ("pool-toy2", 6)):  # the cache, one per pool
+        assert len(list((tmp_path / "work" / name).glob("*.npz"))) == count
 
     meta = json.loads((out / "model.json").read_text())
     section = meta["verifier"]
-    assert meta["version"] == "9.9.9" and section["min_score"] == 0.5
+    assert meta["version"] == "9.9.9" and section["min_score_rule"]["max_val_fp_per_photo"] == 0.5
+    # chosen on the validation photos: the lowest threshold with <= 0.5 false positives each
+    assert 0.01 <= section["min_score"] < 0.99 and section["fp_per_photo_at_min_score"] <= 0.5
     assert section["candidates"]["high"] == 0.5
     assert section["training"]["seed"] == 5
     assert section["training"]["command"]  # (sys.argv: here pytest's)
@@ -173,6 +182,11 @@ def test_a_recipe_without_its_keys_is_refused(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"seed": 1, "version": "1", "candidates": {}, "min_score": 0.5}))
     with pytest.raises(DataError, match="bad.json"):
+        train_verifier.read_config(bad)
+    recipe = json.loads(_recipe(tmp_path).read_text())
+    recipe["data"]["pools"] = [{"folder": "x"}]
+    bad.write_text(json.dumps(recipe))
+    with pytest.raises(DataError, match="lacks folder or photos"):
         train_verifier.read_config(bad)
     bad.write_text("{not json")
     with pytest.raises(DataError, match="not a readable JSON"):
