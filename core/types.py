@@ -34,8 +34,10 @@ class Lesion:
     bbox: (x0, y0, x1, y1) int pixels, x1/y1 exclusive.
     contour: (N, 2) int32 array of (x, y) outline vertices, a closed polygon.
     area_px: area in pixels.
-    score: P(lesion) in [0, 1], the peak lesion probability inside the region (see
-        :mod:`core.postprocess` for why the peak and not the mean).
+    score: P(lesion) in [0, 1]: for a detector with a second stage, the candidate
+        verifier's P(true lesion) (see :mod:`core.verification`); otherwise the peak
+        lesion probability inside the region (see :mod:`core.postprocess` for why the peak
+        and not the mean).
     p_malignant: P(malignant | lesion) in [0, 1]: the region's peak p malignant over its
         peak P(lesion) (see core.postprocess).
     """

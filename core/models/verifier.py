@@ -10,10 +10,10 @@ detector already gave (its score, p_malignant, the area and the crop's context s
 answers P(the candidate is a true lesion), which becomes the region's score (see
 :mod:`core.verification`, where the inputs are made).
 
-The network is small (about 60 thousand weights, a few hundred candidates a second on one
-CPU core) and it lives inside the detector's model folder, its tensors under
-``verifier.`` beside the fully convolutional network's, so that the folder's one SHA-256
-names both stages.
+The network is small (about 116 thousand weights, 465 KB; 38 MFLOP a candidate, where the
+detector spends 9.5 GFLOP on a 1024x768 photo at one scale). It lives inside the detector's
+model folder, its tensors under ``verifier.`` beside the fully convolutional network's, so
+that the folder's one SHA-256 names both stages.
 """
 
 from __future__ import annotations

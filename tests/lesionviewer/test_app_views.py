@@ -308,13 +308,13 @@ def test_faint_new_lesions_come_after_the_confident_alarms(qtbot, workers, tmp_p
     data = _comparison(tmp_path)
     confident = replace(data.new_in_b[0], score=0.99)
     spot = data.new_in_b[0]
-    faint = replace(spot, observation_id=91, label="L91", centroid=(40.0, 150.0), score=0.8)
-    drawn = replace(spot, observation_id=92, label="L92", centroid=(280.0, 150.0), score=0.3)
+    faint = replace(spot, observation_id=91, label="L91", centroid=(40.0, 150.0), score=0.08)
+    drawn = replace(spot, observation_id=92, label="L92", centroid=(280.0, 150.0), score=0.03)
     drawn = replace(drawn, manual=True)
     data = replace(data, new_in_b=(faint, confident, drawn))
     items = flagged_items(data)
     assert [f.reason for f in items] == ["new", "new", "changed", "faint new", "gone", "stable"]
-    assert "P(lesion) 0.80" in items[3].text and items[3].mark_b == faint
+    assert "P(lesion) 0.08" in items[3].text and items[3].mark_b == faint
     view = _shown_comparison(qtbot, workers, data, len(items))
     texts = [t.text() for t in view.scene_view.scene().items() if hasattr(t, "text")]
     assert texts.count("NEW") == 2 and texts.count("NEW?") == 1
