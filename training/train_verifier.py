@@ -110,19 +110,29 @@ def predict(net: CandidateVerifier, crops: torch.Tensor, scalars: torch.Tensor) 
     return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
 
 
-def validation_figures(items: list[PhotoCandidates], p_true: np.ndarray) -> dict:
-    """Lesion-level figures of the validation photos with each candidate scored ``p_true``
-    (the detector's regions otherwise), as :class:`LesionDetectionMetric` computes them."""
+def rescored_figures(
+    items: list[PhotoCandidates], p_true: np.ndarray, min_score: float = 0.0
+) -> dict:
+    """:class:`LesionDetectionMetric` figures of the validation photos with each candidate
+    scored ``p_true`` (N,) (the regions of all photos in order) and those under
+    ``min_score`` dropped, as the Analyzer reports them."""
     metric = LesionDetectionMetric()
     start = 0
     for item in items:
         scores = p_true[start : start + len(item.lesions)]
         start += len(item.lesions)
-        lesions = [
-            replace(lesion, score=float(s)) for lesion, s in zip(item.lesions, scores, strict=True)
+        kept = [
+            replace(lesion, score=float(s))
+            for lesion, s in zip(item.lesions, scores, strict=True)
+            if s >= min_score
         ]
-        metric.update(lesions, item.instance_map, photo_truth_classes(item))
-    figures = metric.aggregate()
+        metric.update(kept, item.instance_map, photo_truth_classes(item))
+    return metric.aggregate()
+
+
+def validation_figures(items: list[PhotoCandidates], p_true: np.ndarray) -> dict:
+    """The figures logged each epoch (see :func:`rescored_figures`), rounded."""
+    figures = rescored_figures(items, p_true)
     return {
         "recall_at_max_fp": round(float(figures["recall_at_max_fp"]), 4),
         "ap": round(float(figures["ap"]), 4),
@@ -133,18 +143,7 @@ def validation_figures(items: list[PhotoCandidates], p_true: np.ndarray) -> dict
 
 def false_positives_per_photo(items: list[PhotoCandidates], p_true: np.ndarray, t: float) -> float:
     """False positives per photo of the validation photos when candidates need ``t``."""
-    metric = LesionDetectionMetric()
-    start = 0
-    for item in items:
-        scores = p_true[start : start + len(item.lesions)]
-        start += len(item.lesions)
-        kept = [
-            replace(lesion, score=float(s))
-            for lesion, s in zip(item.lesions, scores, strict=True)
-            if s >= t
-        ]
-        metric.update(kept, item.instance_map, photo_truth_classes(item))
-    return float(metric.aggregate()["fp_per_image"])
+    return float(rescored_figures(items, p_true, t)["fp_per_image"])
 
 
 def choose_min_score(items: list[PhotoCandidates], p_true: np.ndarray, max_fp: float) -> float:
