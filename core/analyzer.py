@@ -139,14 +139,12 @@ def verification_settings(meta: dict) -> VerificationSettings | None:
 
 def _check_verifier_present(model: Any, meta: dict, folder: Path) -> None:
     """ModelError unless the network carries a verifier exactly when model.json has one."""
-    has_network = getattr(model, "verifier", None) is not None
-    if has_network != (meta.get("verifier") is not None):
-        where = "the network" if has_network else "model.json"
-        raise ModelError(
-            folder,
-            f"{where} has a candidate verifier but "
-            f"{'model.json' if has_network else 'the network'} does not",
-        )
+    in_network = getattr(model, "verifier", None) is not None
+    in_meta = meta.get("verifier") is not None
+    if in_network and not in_meta:
+        raise ModelError(folder, "the network has a candidate verifier but model.json does not")
+    if in_meta and not in_network:
+        raise ModelError(folder, "model.json has a candidate verifier but the network does not")
 
 
 def enlargement_settings(inference: dict) -> tuple[tuple[int, ...], int]:
@@ -195,6 +193,7 @@ class Analyzer:
         self.postprocess = PostprocessConfig.from_json(detector_meta.get("postprocess"))
         # the second stage (core.verification), when the detector has one
         self.verification = verification_settings(detector_meta)
+        # set exactly when self.verification is
         self._verify: VerifyFn | None = None
         if self.verification is not None:
             if backend == "torch":
@@ -334,7 +333,7 @@ class Analyzer:
     def _lesions(self, image: np.ndarray, coarse: CoarseProbabilities) -> tuple:
         """Post-processing: the regions of the map, verified when the detector has a second
         stage (see core.verification)."""
-        if self.verification is None or self._verify is None:
+        if self._verify is None:
             return find_lesions(coarse, self.postprocess)
         candidates = find_lesions(coarse, self.verification.candidates)
         crops, scalars = candidate_inputs(image, coarse, candidates)

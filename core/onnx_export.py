@@ -31,6 +31,7 @@ from torch import nn
 from core.errors import ModelError
 from core.model_folder import META_FILE, _atomic_write, file_sha256, load_model_folder
 from core.runtime import ONNX_FILE
+from core.verification import CROP_SIZE
 
 DEFAULT_OPSET = 17
 _DETECTOR_SAMPLE = (2, 96, 128)
@@ -53,6 +54,35 @@ class DetectorGraph(nn.Module):
         return F.softmax(logits.float(), dim=1).permute(0, 2, 3, 1)
 
 
+def _write_onnx(
+    target: Path,
+    graph: nn.Module,
+    samples: tuple[torch.Tensor, ...],
+    inputs: list[str],
+    outputs: list[str],
+    dynamic: dict,
+    opset: int,
+) -> None:
+    """Trace ``graph`` on ``samples`` into ``target`` (written atomically)."""
+
+    def write(tmp: str) -> None:
+        # grad on: without it the fused blocks call oneDNN-only kernels that have no ONNX form
+        with warnings.catch_warnings(), torch.enable_grad():
+            warnings.simplefilter("ignore")  # tracer notes on shape checks that are constant
+            torch.onnx.export(
+                graph,
+                samples,
+                tmp,
+                input_names=inputs,
+                output_names=outputs,
+                dynamic_axes=dynamic,
+                opset_version=opset,
+                dynamo=False,
+            )
+
+    _atomic_write(target, write)
+
+
 class VerifierGraph(nn.Module):
     """uint8 crops (N, 7, S, S), float32 scalars (N, 4) -> P(true lesion) (N,) of a
     CandidateVerifier."""
@@ -72,25 +102,12 @@ def _export_verifier(folder: Path, verifier: nn.Module, opset: int) -> dict:
     """Write ``folder/verifier.onnx`` (fused, eval mode); return its model.json entry."""
     graph = VerifierGraph(verifier.eval()).eval()
     generator = torch.Generator().manual_seed(0)
-    crops = torch.randint(0, 256, (3, 7, 32, 32), dtype=torch.uint8, generator=generator)
+    shape = (7, CROP_SIZE, CROP_SIZE)
+    crops = torch.randint(0, 256, (3, *shape), dtype=torch.uint8, generator=generator)
     scalars = torch.randn(3, 4, generator=generator)
-
-    def write(tmp: str) -> None:
-        with warnings.catch_warnings(), torch.enable_grad():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                graph,
-                (crops, scalars),
-                tmp,
-                input_names=["crops", "scalars"],
-                output_names=["p_true"],
-                dynamic_axes={"crops": {0: "n"}, "scalars": {0: "n"}, "p_true": {0: "n"}},
-                opset_version=opset,
-                dynamo=False,
-            )
-
     target = folder / VERIFIER_ONNX_FILE
-    _atomic_write(target, write)
+    dynamic = {"crops": {0: "n"}, "scalars": {0: "n"}, "p_true": {0: "n"}}
+    _write_onnx(target, graph, (crops, scalars), ["crops", "scalars"], ["p_true"], dynamic, opset)
     entry: dict = {
         "file": VERIFIER_ONNX_FILE,
         "sha256": file_sha256(target),
@@ -105,7 +122,7 @@ def _export_verifier(folder: Path, verifier: nn.Module, opset: int) -> dict:
     except ImportError:
         return entry
     session = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
-    more = torch.randint(0, 256, (5, 7, 32, 32), dtype=torch.uint8, generator=generator)
+    more = torch.randint(0, 256, (5, *shape), dtype=torch.uint8, generator=generator)
     numbers = torch.randn(5, 4, generator=generator)
     with torch.inference_mode():
         expected = graph(more, numbers).numpy()
@@ -202,23 +219,8 @@ def export_onnx(folder: str | Path, *, opset: int = DEFAULT_OPSET) -> dict:
     else:
         dynamic[outputs[0]] = {0: "batch", 1: "height", 2: "width"}
 
-    def write(tmp: str) -> None:
-        # grad on: without it the fused blocks call oneDNN-only kernels that have no ONNX form
-        with warnings.catch_warnings(), torch.enable_grad():
-            warnings.simplefilter("ignore")  # tracer notes on shape checks that are constant
-            torch.onnx.export(
-                graph,
-                samples,
-                tmp,
-                input_names=inputs,
-                output_names=outputs,
-                dynamic_axes=dynamic,
-                opset_version=opset,
-                dynamo=False,
-            )
-
     target = folder / ONNX_FILE
-    _atomic_write(target, write)
+    _write_onnx(target, graph, samples, inputs, outputs, dynamic, opset)
     entry: dict = {
         "file": ONNX_FILE,
         "sha256": file_sha256(target),

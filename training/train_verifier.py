@@ -227,13 +227,12 @@ def verified_folder(
 ) -> str:
     """Write the detector of ``detector`` plus ``verifier`` into ``out``; return its SHA-256."""
     from core.model_folder import load_model_folder, save_model_folder
+    from core.models.registry import build_model
 
     model, meta = load_model_folder(detector, "cpu")
     if getattr(model, "verifier", None) is not None:
         raise DataError(detector, "this detector already has a verifier; start from one without")
     arch_kwargs = {**meta["arch_kwargs"], "verifier": dict(cfg["model"])}
-    from core.models.registry import build_model
-
     combined = build_model(str(meta["architecture"]), **arch_kwargs)
     state = model.state_dict()
     state.update({f"verifier.{k}": v for k, v in verifier.state_dict().items()})
