@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy import ndimage
 
 from core.types import Lesion
 
@@ -27,6 +28,13 @@ MIN_DIAMETER_PX = 6.0
 #: edges of the size bands of the recall breakdown (equivalent-circle diameter, px): the
 #: network's output is at stride 4, so lesions under ~4 px are below what it resolves
 DIAMETER_BANDS_PX = (0.0, 4.0, 6.0, 10.0, 20.0, float("inf"))
+#: edges of the contrast bands of the recall breakdown (CIE76 colour difference ΔE*ab
+#: between a lesion and the skin around it, see :func:`lesion_contrasts`). A difference of
+#: about 2.3 is just noticeable between two large flat patches; a spot of a few pixels on
+#: textured skin needs several times that to be seen at all
+CONTRAST_BANDS = (0.0, 5.0, 10.0, 20.0, float("inf"))
+#: width (px) of the ring of skin a lesion's colour is compared with
+CONTRAST_RING_PX = 4
 
 
 def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -188,31 +196,71 @@ def equivalent_diameters(instance_map: np.ndarray) -> dict[int, float]:
     return {int(k): float(d) for k, d in zip(ids, diameters, strict=True)}
 
 
-def _drop_small(
-    match: ImageMatch, diameters: dict[int, float], min_diameter_px: float
-) -> ImageMatch:
-    """Forget true instances whose equivalent diameter is below ``min_diameter_px`` and the
-    predictions matched to them (neither hits nor false positives: "don't care")."""
-    small = {k for k, d in diameters.items() if d < min_diameter_px}
-    if not small:
+def lesion_contrasts(
+    image: np.ndarray, instance_map: np.ndarray, ring_px: int = CONTRAST_RING_PX
+) -> dict[int, float]:
+    """{instance id: how visible the lesion is in the rendered photo} for ids > 0.
+
+    The visibility is the CIE76 colour difference ΔE*ab between the mean CIELAB colour of
+    the lesion's pixels and that of the skin in a ring ``ring_px`` wide around it (pixels
+    of other lesions left out); NaN when the ring is empty. Synthesis blends real lesions
+    into the skin's gradients, so a small, pale source can come out next to invisible: this
+    tells the misses no detector could find from those it should.
+
+    image: uint8 (H, W, 3) RGB; instance_map: (H, W) int, 0 = no lesion.
+    """
+    rgb = np.asarray(image)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[:2] != np.shape(instance_map)[:2]:
+        raise ValueError(f"image {rgb.shape} does not fit instance_map {np.shape(instance_map)}")
+    lab = cv2.cvtColor(rgb.astype(np.float32) * (1.0 / 255.0), cv2.COLOR_RGB2LAB)
+    instances = np.asarray(instance_map)
+    height, width = instances.shape
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ring_px + 1,) * 2)
+    out: dict[int, float] = {}
+    for index, box in enumerate(ndimage.find_objects(instances)):
+        if box is None:
+            continue
+        k = index + 1
+        rows = slice(max(0, box[0].start - ring_px), min(height, box[0].stop + ring_px))
+        cols = slice(max(0, box[1].start - ring_px), min(width, box[1].stop + ring_px))
+        window = instances[rows, cols]
+        inside = window == k
+        ring = cv2.dilate(inside.astype(np.uint8), kernel).astype(bool) & (window == 0)
+        if not ring.any():
+            out[k] = float("nan")
+            continue
+        colours = lab[rows, cols]
+        difference = colours[inside].mean(axis=0) - colours[ring].mean(axis=0)
+        out[k] = float(np.linalg.norm(difference))
+    return out
+
+
+def _drop_dont_care(match: ImageMatch, dont_care: set[int]) -> ImageMatch:
+    """Forget the true instances ``dont_care`` and the predictions matched to them (neither
+    hits nor false positives)."""
+    if not dont_care:
         return match
     return ImageMatch(
-        pairs=tuple(p for p in match.pairs if p[1] not in small),
+        pairs=tuple(p for p in match.pairs if p[1] not in dont_care),
         false_positives=match.false_positives,
-        missed=tuple(k for k in match.missed if k not in small),
+        missed=tuple(k for k in match.missed if k not in dont_care),
     )
 
 
 class LesionDetectionMetric:
     """Accumulates lesion-level results over images: ``update`` per image, ``aggregate``, ``reset``.
 
-    True lesions with an equivalent-circle diameter below ``min_diameter_px`` are "don't
-    care": not counted as missed when no prediction finds them, and a prediction matched to
-    one is not counted at all (neither a hit nor a false positive).
+    True lesions with an equivalent-circle diameter below ``min_diameter_px``, or a contrast
+    below ``min_contrast`` (ΔE*ab, :func:`lesion_contrasts`; ``update`` must be given the
+    contrasts then, and a lesion of unknown contrast counts), are "don't care": not counted
+    as missed when no prediction finds them, and a prediction matched to one is not counted
+    at all (neither a hit nor a false positive).
 
-    ``update(lesions, instance_map, classes)``: ``lesions`` the predicted regions of one
-    image, ``instance_map`` (H, W) int with 0 = no lesion, ``classes`` the true class of
-    each instance id (1 benign, 2 malignant), e.g. from ``instance_classes``.
+    ``update(lesions, instance_map, classes, contrasts=None)``: ``lesions`` the predicted
+    regions of one image, ``instance_map`` (H, W) int with 0 = no lesion, ``classes`` the
+    true class of each instance id (1 benign, 2 malignant), e.g. from ``instance_classes``;
+    ``contrasts`` optionally each instance's visibility (:func:`lesion_contrasts`), for
+    :meth:`recall_by_contrast`.
     """
 
     def __init__(
@@ -221,10 +269,12 @@ class LesionDetectionMetric:
         max_fp_per_image: float = 0.5,
         min_iou: float = 0.1,
         min_diameter_px: float = 0.0,
+        min_contrast: float = 0.0,
     ) -> None:
         self.max_fp_per_image = max_fp_per_image
         self.min_iou = min_iou
         self.min_diameter_px = min_diameter_px
+        self.min_contrast = min_contrast
         self.reset()
 
     def reset(self) -> None:
@@ -234,9 +284,10 @@ class LesionDetectionMetric:
         self._mal_scores: list[float] = []
         self._n_true = 0
         self._n_images = 0
-        # per counted true lesion: equivalent diameter (px) and the score of the prediction
-        # that found it (-inf when none did)
+        # per counted true lesion: equivalent diameter (px), contrast (NaN when not given)
+        # and the score of the prediction that found it (-inf when none did)
         self._true_diameters: list[float] = []
+        self._true_contrasts: list[float] = []
         self._true_found_at: list[float] = []
 
     def update(
@@ -244,20 +295,29 @@ class LesionDetectionMetric:
         lesions: Sequence[Lesion],
         instance_map: np.ndarray,
         classes: Mapping[int, int],
+        contrasts: Mapping[int, float] | None = None,
     ) -> ImageMatch:
         """Match one image's predictions and record the outcome; returns the matching."""
         match = match_lesions_to_instances(lesions, instance_map, min_iou=self.min_iou)
         diameter = equivalent_diameters(instance_map)
-        if self.min_diameter_px > 0:
-            match = _drop_small(match, diameter, self.min_diameter_px)
+        contrasts = contrasts or {}
+        if self.min_contrast > 0 and diameter and not contrasts:
+            raise ValueError("min_contrast needs the lesions' contrasts")
+        faint = {k for k, c in contrasts.items() if c < self.min_contrast}  # NaN: not faint
+        small = {k for k, d in diameter.items() if d < self.min_diameter_px}
+        match = _drop_dont_care(match, small | faint)
         self._n_images += 1
         self._n_true += len(match.pairs) + len(match.missed)
+
+        def record_true(k: int, found_at: float) -> None:
+            self._true_diameters.append(diameter[k])
+            self._true_contrasts.append(float(contrasts.get(k, float("nan"))))
+            self._true_found_at.append(found_at)
+
         for k in match.missed:
-            self._true_diameters.append(diameter[k])
-            self._true_found_at.append(float("-inf"))
+            record_true(k, float("-inf"))
         for i, k in match.pairs:
-            self._true_diameters.append(diameter[k])
-            self._true_found_at.append(float(lesions[i].score))
+            record_true(k, float(lesions[i].score))
             self._scores.append(float(lesions[i].score))
             self._is_tp.append(True)
             self._mal_labels.append(1 if classes.get(k, BENIGN) == MALIGNANT else 0)
@@ -291,22 +351,32 @@ class LesionDetectionMetric:
             best = (float(np.count_nonzero(keep & is_tp)) / self._n_true, fp_rate, float(t))
         return best
 
-    def recall_by_diameter(self, threshold: float) -> list[dict[str, float | int]]:
+    def recall_by_diameter(self, threshold: float) -> list[dict[str, float | int | None]]:
         """Recall of true lesions per size band (:data:`DIAMETER_BANDS_PX`) when predictions
         scoring ``threshold`` or more count, and the ceiling: found at any score.
 
         Returns one {"from_px", "to_px", "n", "recall", "recall_any_score"} per band.
         """
-        diameters = np.asarray(self._true_diameters, np.float64)
+        return self._recall_by_band(self._true_diameters, DIAMETER_BANDS_PX, threshold, "_px")
+
+    def recall_by_contrast(self, threshold: float) -> list[dict[str, float | int | None]]:
+        """As :meth:`recall_by_diameter`, per contrast band (:data:`CONTRAST_BANDS`, ΔE*ab;
+        keys "from", "to", ...) of the lesions whose contrast ``update`` was given."""
+        return self._recall_by_band(self._true_contrasts, CONTRAST_BANDS, threshold, "")
+
+    def _recall_by_band(
+        self, values: list[float], edges: Sequence[float], threshold: float, unit: str
+    ) -> list[dict[str, float | int | None]]:
+        value = np.asarray(values, np.float64)
         found_at = np.asarray(self._true_found_at, np.float64)
         bands = []
-        for low, high in zip(DIAMETER_BANDS_PX[:-1], DIAMETER_BANDS_PX[1:], strict=True):
-            inside = (diameters >= low) & (diameters < high)
+        for low, high in zip(edges[:-1], edges[1:], strict=True):
+            inside = (value >= low) & (value < high)  # NaN (unknown) is in no band
             n = int(inside.sum())
             bands.append(
                 {
-                    "from_px": low,
-                    "to_px": high if np.isfinite(high) else None,
+                    f"from{unit}": low,
+                    f"to{unit}": high if np.isfinite(high) else None,
                     "n": n,
                     "recall": float(np.mean(found_at[inside] >= threshold)) if n else 0.0,
                     "recall_any_score": float(np.mean(np.isfinite(found_at[inside]))) if n else 0.0,

@@ -88,6 +88,11 @@ def test_evaluate_synthetic_scores_and_times_each_detector() -> None:
     assert out["detector"]["recall"] == 1.0 and out["detector"]["fp_per_image"] == 0.0
     assert out["detector"]["auc_malignant"] in (1.0, None)  # None: one class only
     assert out["baseline"]["recall"] == 0.0 and out["baseline"]["n_images"] == 2
+    # every true lesion of the toy photos is in one contrast band (their skin is around them)
+    for name in ("detector", "baseline"):
+        bands = out[name]["recall_by_contrast"]
+        assert sum(b["n"] for b in bands) == out[name]["n_true"]
+    assert all(b["recall"] == 1.0 for b in out["detector"]["recall_by_contrast"] if b["n"])
     assert out["timing"]["photos"] == 2
     assert set(out["timing"]["median_s_per_photo"]) == {"detector", "baseline"}
 

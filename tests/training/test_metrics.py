@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 import pytest
 
@@ -12,6 +13,7 @@ from training.metrics import (
     LesionDetectionMetric,
     average_precision,
     instance_classes,
+    lesion_contrasts,
     match_lesions_to_instances,
     roc_auc,
     roc_curve,
@@ -143,3 +145,69 @@ def test_recall_by_size_band_at_a_threshold_and_at_any_score() -> None:
     assert bands[20.0, None]["n"] == 0
     low = {(b["from_px"], b["to_px"]): b for b in metric.recall_by_diameter(0.3)}
     assert low[4.0, 6.0]["recall"] == 1.0
+
+
+def _lab(rgb: tuple[int, int, int]) -> np.ndarray:
+    pixel = np.array([[rgb]], np.float32) / 255.0
+    return cv2.cvtColor(pixel, cv2.COLOR_RGB2LAB)[0, 0]
+
+
+def test_lesion_contrast_is_the_colour_difference_to_the_surrounding_skin() -> None:
+    skin, mole, pale = (200, 160, 140), (90, 60, 50), (198, 158, 139)
+    image = np.empty((60, 80, 3), np.uint8)
+    image[:] = skin
+    inst = np.zeros((60, 80), np.int32)
+    inst[10:16, 10:16] = 1
+    image[10:16, 10:16] = mole
+    inst[30:34, 40:44] = 2  # nearly invisible
+    image[30:34, 40:44] = pale
+    inst[10:16, 16:22] = 3  # touches the mole: its ring must skip the mole's pixels
+    image[10:16, 16:22] = pale
+    contrast = lesion_contrasts(image, inst)
+    assert set(contrast) == {1, 2, 3}
+    assert contrast[1] == pytest.approx(float(np.linalg.norm(_lab(mole) - _lab(skin))), abs=1e-3)
+    assert contrast[1] > 40
+    assert contrast[2] == pytest.approx(float(np.linalg.norm(_lab(pale) - _lab(skin))), abs=1e-3)
+    assert contrast[3] == pytest.approx(contrast[2], abs=1e-3)
+    assert contrast[2] < 2
+
+
+def test_lesion_contrast_without_skin_around_is_nan_and_shapes_are_checked() -> None:
+    image = np.full((8, 8, 3), 100, np.uint8)
+    everywhere = np.ones((8, 8), np.int32)
+    assert math.isnan(lesion_contrasts(image, everywhere)[1])
+    with pytest.raises(ValueError, match="does not fit"):
+        lesion_contrasts(image[:4], everywhere)
+
+
+def test_recall_by_contrast_band_counts_only_lesions_with_a_contrast() -> None:
+    inst, cls = _scene()
+    lesions = [
+        _box_lesion(1, 11, 11, 21, 21, score=0.9, p_mal=0.2),
+        _box_lesion(2, 50, 30, 54, 34, score=0.4, p_mal=0.7),
+    ]
+    # lesion 1 faint, lesion 2 clear, lesion 3 (missed) of unknown contrast: in no band
+    metric = LesionDetectionMetric()
+    metric.update(lesions, inst, instance_classes(inst, cls), {1: 3.0, 2: 25.0})
+    bands = {(b["from"], b["to"]): b for b in metric.recall_by_contrast(0.5)}
+    assert [b["n"] for b in bands.values()] == [1, 0, 0, 1]
+    assert (bands[0.0, 5.0]["recall"], bands[0.0, 5.0]["recall_any_score"]) == (1.0, 1.0)
+    assert (bands[20.0, None]["recall"], bands[20.0, None]["recall_any_score"]) == (0.0, 1.0)
+    assert bands[5.0, 10.0]["recall"] == 0.0
+
+
+def test_faint_lesions_are_dont_care_when_a_minimum_contrast_is_set() -> None:
+    inst, cls = _scene()
+    classes = instance_classes(inst, cls)
+    lesions = [_box_lesion(1, 50, 30, 54, 34, score=0.8, p_mal=0.7)]  # finds lesion 2 only
+    contrasts = {1: 30.0, 2: 2.0, 3: 40.0}
+    metric = LesionDetectionMetric(min_contrast=5.0)
+    metric.update(lesions, inst, classes, contrasts)
+    out = metric.aggregate()
+    # lesion 2 is too faint to count: its finder is neither a hit nor a false positive
+    assert (out["n_true"], out["n_matched"], out["fp_per_image"]) == (2, 0, 0.0)
+    everything = LesionDetectionMetric()
+    everything.update(lesions, inst, classes, contrasts)
+    assert (everything.aggregate()["n_true"], everything.aggregate()["n_matched"]) == (3, 1)
+    with pytest.raises(ValueError, match="contrasts"):
+        metric.update(lesions, inst, classes)
