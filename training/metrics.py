@@ -94,6 +94,24 @@ def average_precision(is_tp: np.ndarray, scores: np.ndarray, n_true: int) -> flo
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
+def expected_calibration_error(
+    labels: np.ndarray, probabilities: np.ndarray, bins: int = 10
+) -> float:
+    """Expected calibration error: over ``bins`` equal-width bins of the predicted
+    probability, the mean |mean prediction - fraction of positives|, weighted by the share
+    of predictions in the bin (0 = calibrated). labels 0/1 (n,), probabilities in [0, 1]
+    (n,). NaN when there are no predictions."""
+    labels = np.asarray(labels, np.float64).ravel()
+    probabilities = np.asarray(probabilities, np.float64).ravel()
+    if probabilities.size == 0:
+        return float("nan")
+    which = np.minimum((probabilities * bins).astype(np.int64), bins - 1)
+    # per bin, |sum of predictions - sum of labels| = share * |mean prediction - mean label|
+    sum_p = np.bincount(which, probabilities, bins)
+    sum_y = np.bincount(which, labels, bins)
+    return float(np.abs(sum_p - sum_y).sum() / probabilities.size)
+
+
 def rasterise(lesion: Lesion, shape: tuple[int, int]) -> np.ndarray:
     """(H, W) bool mask of the lesion's contour polygon (filled), clipped to ``shape``."""
     mask = np.zeros(shape, np.uint8)
@@ -388,7 +406,8 @@ class LesionDetectionMetric:
         """Figures over everything seen since the last ``reset``.
 
         recall, precision, fp_per_image: over all predictions as given (the post-processing
-        threshold); ap: average precision over score thresholds;
+        threshold); ap: average precision over score thresholds; score_ece: expected
+        calibration error of the scores, a prediction being right when it matched;
         recall_at_max_fp / fp_per_image_at / score_threshold_at: the operating point with
         FP/image <= ``max_fp_per_image``; auc_malignant: ROC AUC of p_malignant over matched
         true lesions (NaN when only one class was matched); counts.
@@ -408,6 +427,8 @@ class LesionDetectionMetric:
             "precision": n_tp / is_tp.size if is_tp.size else 0.0,
             "fp_per_image": n_fp / self._n_images if self._n_images else 0.0,
             "ap": average_precision(is_tp, scores, self._n_true),
+            # does a score of s mean "a true lesion" s of the time? (over the predictions)
+            "score_ece": expected_calibration_error(is_tp, scores),
             "max_fp_per_image": self.max_fp_per_image,
             "recall_at_max_fp": recall_op,
             "fp_per_image_at": fp_op,

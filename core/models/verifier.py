@@ -64,6 +64,11 @@ class CandidateVerifier(nn.Module):
             nn.Linear(int(hidden), 1),
         )
 
+    @property
+    def output_layer(self) -> nn.Linear:
+        """The last layer (its single output is the logit), where calibration is folded."""
+        return self.head[-1]
+
     def forward(self, crops: torch.Tensor, scalars: torch.Tensor) -> torch.Tensor:
         x = crops.float() * (1.0 / 255.0) - 0.5
         z = self.features(x)

@@ -86,6 +86,7 @@ def _recipe(tmp_path: Path, **train: object) -> Path:
         "model": {"widths": [8, 8, 8], "hidden": 8},
         "candidates": CANDIDATES,
         "min_score": {"max_val_fp_per_photo": 0.5},
+        "calibration": "platt",
         "data": {
             "pools": [{"folder": "toy", "photos": 10}, {"folder": "toy2", "photos": 6}],
             "val_seeds": [1],
@@ -140,6 +141,9 @@ def test_the_command_trains_a_verifier_into_a_new_detector_folder(
     assert section["metrics"]["validation_detector_alone"]["ap"] < 0.8
     assert section["metrics"]["validation"]["ap"] > 0.95
     assert section["metrics"]["validation"]["recall_at_max_fp"] == 1.0
+    # Platt-scaled before min_score was chosen: a positive scale keeps the ranking
+    assert section["calibration"]["a"] > 0
+    assert {"val_ece_before", "val_ece_after"} <= set(section["calibration"])
 
     plain, _ = load_model_folder(detector)
     verified, _ = load_model_folder(out)
@@ -187,6 +191,11 @@ def test_a_recipe_without_its_keys_is_refused(tmp_path: Path) -> None:
     recipe["data"]["pools"] = [{"folder": "x"}]
     bad.write_text(json.dumps(recipe))
     with pytest.raises(DataError, match="lacks folder or photos"):
+        train_verifier.read_config(bad)
+    recipe = json.loads(_recipe(tmp_path).read_text())
+    recipe["calibration"] = "isotonic"
+    bad.write_text(json.dumps(recipe))
+    with pytest.raises(DataError, match="the one method is 'platt'"):
         train_verifier.read_config(bad)
     bad.write_text("{not json")
     with pytest.raises(DataError, match="not a readable JSON"):
