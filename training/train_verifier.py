@@ -16,6 +16,9 @@ The recipe is a config (``training/configs/verifier.json``)::
    verifier's tensors added (``arch_kwargs.verifier``), model.json's ``"verifier"`` section
    with the thresholds, the training command, seed, data and validation figures.
 
+An optional ``"tile"`` entry of the recipe (``{"size": 1024}``) replaces the detector's
+``tile`` settings of inference in the new folder.
+
 With ``"calibration": "platt"`` in the recipe, the verifier's probabilities are
 Platt-scaled on the validation candidates before ``min_score`` is chosen (see
 :mod:`training.calibration`): the ranking, hence recall and AP, is unchanged, and a score of
@@ -283,6 +286,9 @@ def verified_folder(
         if k not in ("format", "sha256", "weights", "architecture", "arch_kwargs", "onnx")
     }
     kept["version"] = str(cfg["version"])
+    if "tile" in cfg:
+        # the second stage costs time per photo; larger tiles (less overlap) win some back
+        kept["tile"] = {**kept.get("tile", {}), **cfg["tile"]}
     kept["verifier"] = {**record, "detector_alone": {"version": meta["version"]}}
     kept.pop("metrics", None)  # the detector alone's figures; evaluate-detector adds new ones
     return save_model_folder(

@@ -87,6 +87,7 @@ def _recipe(tmp_path: Path, **train: object) -> Path:
         "candidates": CANDIDATES,
         "min_score": {"max_val_fp_per_photo": 0.5},
         "calibration": "platt",
+        "tile": {"size": 192},
         "data": {
             "pools": [{"folder": "toy", "photos": 10}, {"folder": "toy2", "photos": 6}],
             "val_seeds": [1],
@@ -133,6 +134,7 @@ def test_the_command_trains_a_verifier_into_a_new_detector_folder(
     # chosen on the validation photos: the lowest threshold with <= 0.5 false positives each
     assert 0.01 <= section["min_score"] < 0.99 and section["fp_per_photo_at_min_score"] <= 0.5
     assert section["candidates"]["high"] == 0.5
+    assert meta["tile"]["size"] == 192  # the recipe's tile size replaces the detector's
     assert section["training"]["seed"] == 5
     assert section["training"]["command"]  # (sys.argv: here pytest's)
     assert section["training"]["data"]["candidates"] == 64
