@@ -100,12 +100,12 @@ class PhotoData:
 
 #: A new lesion whose score (P(lesion)) is under this is listed as "faint new", after the
 #: confident alarms: on a later visit's photo, faint spots the earlier photo's detection did
-#: not reach are more often a lighting or focus difference than a new lesion. Detector 1.7.0
-#: scores regions with its candidate verifier (core.verification) and reports those of 0.05
-#: and more; on the validation photos it is down to 0.5 false positives per photo at a score
-#: of 0.1 and to 0.94 at 0.05. (1.6.0 scored regions by their peak P(lesion): 0.5 false
-#: positives per photo at about 0.93; it reported regions of 0.95 and more.)
-FAINT_NEW_SCORE = 0.1
+#: not reach are more often a lighting or focus difference than a new lesion. The detector's
+#: scores are calibrated probabilities (its candidate verifier is Platt-scaled on validation
+#: photos, see training.calibration), so "faint" means what it says: more likely not a
+#: lesion than one. (Detector 1.7.0, uncalibrated, needed 0.1 here; 1.6.0, which scored
+#: regions by their peak P(lesion), 0.95.)
+FAINT_NEW_SCORE = 0.5
 
 #: How a matched lesion changed, worst first: the colour of its line in the compare view.
 CHANGE_LEVELS = ("changed", "watch", "stable")
