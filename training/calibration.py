@@ -17,6 +17,14 @@ from scipy.special import expit, log_expit
 from torch import nn
 
 
+def log_loss(logits: np.ndarray, targets: np.ndarray) -> float:
+    """Mean binary cross-entropy of sigmoid(``logits``) against ``targets`` in [0, 1] (n,),
+    computed from the logits (exact where a probability would round to 0 or 1)."""
+    z = np.asarray(logits, np.float64).ravel()
+    y = np.asarray(targets, np.float64).ravel()
+    return float(-np.mean(y * log_expit(z) + (1 - y) * log_expit(-z)))
+
+
 def fit_platt(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     """(a, b) minimising the cross-entropy of sigmoid(a * logits + b) against ``labels``
     (0/1). logits, labels: (n,). Needs both classes.
@@ -36,10 +44,8 @@ def fit_platt(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     def loss_and_gradient(params: np.ndarray) -> tuple[float, np.ndarray]:
         a, b = params
         t = a * z + b
-        # -[y log s(t) + (1 - y) log s(-t)], stable for large |t|
-        loss = -np.mean(y * log_expit(t) + (1 - y) * log_expit(-t))
         residual = expit(t) - y
-        return float(loss), np.array([np.mean(residual * z), np.mean(residual)])
+        return log_loss(t, y), np.array([np.mean(residual * z), np.mean(residual)])
 
     result = minimize(loss_and_gradient, np.array([1.0, 0.0]), jac=True, method="L-BFGS-B")
     a, b = (float(v) for v in result.x)

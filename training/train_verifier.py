@@ -46,7 +46,7 @@ from core.errors import DataError
 from core.models.verifier import CandidateVerifier
 from core.postprocess import PostprocessConfig
 from core.verification import VerificationSettings
-from training.calibration import fit_platt, fold_into_linear
+from training.calibration import fit_platt, fold_into_linear, log_loss
 from training.metrics import LesionDetectionMetric, expected_calibration_error
 from training.train_detector import command_line
 from training.verifier_data import PhotoCandidates, mine, photo_truth_classes
@@ -126,30 +126,24 @@ def predict(net: CandidateVerifier, crops: torch.Tensor, scalars: torch.Tensor) 
     return expit(predict_logits(net, crops, scalars))
 
 
-def _log_loss(labels: np.ndarray, p: np.ndarray) -> float:
-    p = np.clip(p.astype(np.float64), 1e-7, 1 - 1e-7)
-    return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
-
-
 def calibrate(net: CandidateVerifier, val: list[PhotoCandidates]) -> dict:
     """Platt-scale ``net`` on the validation candidates, folded into its last layer (see
     :mod:`training.calibration`); returns the record for model.json: a, b and the
     candidates' calibration error and log loss before and after."""
     crops, scalars, labels = _stack(val)
     y = labels.numpy()
-    logits = predict_logits(net, crops, scalars)
-    a, b = fit_platt(logits, y)
-    before = expit(logits)
+    before = predict_logits(net, crops, scalars)
+    a, b = fit_platt(before, y)
     fold_into_linear(net.output_layer, a, b)
-    after = predict(net, crops, scalars)
+    after = predict_logits(net, crops, scalars)  # the folded network itself, not a * z + b
     return {
         "method": "Platt scaling on the validation candidates, folded into the last layer",
         "a": round(a, 5),
         "b": round(b, 5),
-        "val_ece_before": round(expected_calibration_error(y, before), 4),
-        "val_ece_after": round(expected_calibration_error(y, after), 4),
-        "val_log_loss_before": round(_log_loss(y, before), 4),
-        "val_log_loss_after": round(_log_loss(y, after), 4),
+        "val_ece_before": round(expected_calibration_error(y, expit(before)), 4),
+        "val_ece_after": round(expected_calibration_error(y, expit(after)), 4),
+        "val_log_loss_before": round(log_loss(before, y), 4),
+        "val_log_loss_after": round(log_loss(after, y), 4),
     }
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from training.calibration import fit_platt, fold_into_linear
+from training.calibration import fit_platt, fold_into_linear, log_loss
 from training.metrics import expected_calibration_error
 
 
@@ -50,3 +50,13 @@ def test_calibration_error_of_simple_cases() -> None:
     labels = np.array([1, 0, 1, 0])
     assert expected_calibration_error(labels, np.full(4, 0.9)) == pytest.approx(0.4)
     assert np.isnan(expected_calibration_error(np.array([]), np.array([])))
+
+
+def test_log_loss_from_logits_matches_the_textbook_formula_and_stays_finite() -> None:
+    z = np.array([-2.0, 0.5, 3.0])
+    y = np.array([0.0, 1.0, 1.0])
+    p = 1 / (1 + np.exp(-z))
+    textbook = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
+    assert log_loss(z, y) == pytest.approx(textbook, rel=1e-12)
+    # a confident mistake costs its margin, where clipped probabilities would cap it
+    assert log_loss(np.array([-800.0]), np.array([1.0])) == pytest.approx(800.0)
