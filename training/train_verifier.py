@@ -82,6 +82,12 @@ def read_config(path: Path) -> dict:
             raise DataError(path, f"{section or 'recipe'} lacks {', '.join(missing)}")
     if cfg.get("calibration", "platt") != "platt":
         raise DataError(path, f"calibration {cfg['calibration']!r}: the one method is 'platt'")
+    tile = cfg.get("tile", {})
+    if not isinstance(tile, dict) or not all(
+        key in ("size", "overlap") and isinstance(v, int) and not isinstance(v, bool) and v > 0
+        for key, v in tile.items()
+    ):
+        raise DataError(path, f"tile {tile!r}: give whole numbers of pixels for size and overlap")
     pools = cfg["data"]["pools"]
     if not isinstance(pools, list) or not pools:
         raise DataError(path, "data.pools must be a list of {folder, photos} objects")

@@ -199,6 +199,12 @@ def test_a_recipe_without_its_keys_is_refused(tmp_path: Path) -> None:
     bad.write_text(json.dumps(recipe))
     with pytest.raises(DataError, match="the one method is 'platt'"):
         train_verifier.read_config(bad)
+    for tile in (1536, {"size": "big"}, {"stride": 4}):
+        recipe = json.loads(_recipe(tmp_path).read_text())
+        recipe["tile"] = tile
+        bad.write_text(json.dumps(recipe))
+        with pytest.raises(DataError, match="whole numbers of pixels"):
+            train_verifier.read_config(bad)
     bad.write_text("{not json")
     with pytest.raises(DataError, match="not a readable JSON"):
         train_verifier.read_config(bad)
