@@ -6,18 +6,21 @@ and per matched true lesion (true class, predicted ``p_malignant``), and aggrega
 into recall, precision, false positives per image, average precision over score
 thresholds and the malignant-vs-benign ROC curve.
 
-Everything is plain numpy; ``roc_curve``, ``roc_auc`` and ``average_precision`` are
-usable on their own. Coordinates: x right, y down, pixel centres at integer coordinates.
+Everything is plain numpy; ``roc_curve``, ``roc_auc``, ``average_precision`` and
+``operating_point`` are usable on their own. Confidence intervals come from a bootstrap over
+photos (or patients), never over lesions: :func:`bootstrap_interval`. Coordinates: x right,
+y down, pixel centres at integer coordinates.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, stats
 
 from core.types import Lesion
 
@@ -94,6 +97,31 @@ def average_precision(is_tp: np.ndarray, scores: np.ndarray, n_true: int) -> flo
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
+def operating_point(
+    is_tp: np.ndarray, scores: np.ndarray, n_true: int, n_images: int, max_fp_per_image: float
+) -> tuple[float, float, float]:
+    """The lowest score threshold whose false positives per image stay <= ``max_fp_per_image``.
+
+    ``is_tp``/``scores`` (n,) as for :func:`average_precision`; tied scores form one
+    threshold. Returns (recall, fp_per_image, threshold) there; (0, 0, inf) when no
+    threshold qualifies or there are no images or no true lesions.
+    """
+    is_tp = np.asarray(is_tp).astype(bool).ravel()
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    if n_images <= 0 or n_true <= 0 or scores.size == 0:
+        return 0.0, 0.0, float("inf")
+    order = np.argsort(-scores, kind="mergesort")
+    s, y = scores[order], is_tp[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(s) != 0), s.size - 1]
+    tps = np.cumsum(y)[last_of_tie]
+    fp_rate = ((last_of_tie + 1) - tps) / n_images
+    # fp_rate grows with every lower threshold: the qualifying ones are a prefix
+    ok = int(np.searchsorted(fp_rate, max_fp_per_image, side="right"))
+    if ok == 0:
+        return 0.0, 0.0, float("inf")
+    return float(tps[ok - 1] / n_true), float(fp_rate[ok - 1]), float(s[last_of_tie[ok - 1]])
+
+
 def expected_calibration_error(
     labels: np.ndarray, probabilities: np.ndarray, bins: int = 10
 ) -> float:
@@ -110,6 +138,63 @@ def expected_calibration_error(
     sum_p = np.bincount(which, probabilities, bins)
     sum_y = np.bincount(which, labels, bins)
     return float(np.abs(sum_p - sum_y).sum() / probabilities.size)
+
+
+def bootstrap_interval(
+    statistic: Callable[[np.ndarray], np.ndarray | float],
+    n_groups: int,
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """BCa bootstrap confidence interval (:func:`scipy.stats.bootstrap`) of a figure computed
+    from a sample of groups (photos, patients): ``statistic(groups)`` gets an int64 array of
+    group indices in [0, n_groups), with repeats, and returns one figure or a 1-D array of
+    them. Resampling groups, not lesions, respects that the lesions of one photo or patient
+    are not independent. Returns (low, high), arrays shaped like the statistic (NaN where
+    it is undefined in too many resamples). Deterministic in ``seed``.
+    """
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN percentiles
+        result = stats.bootstrap(
+            (np.arange(n_groups),),
+            statistic,
+            vectorized=False,
+            n_resamples=n_resamples,
+            confidence_level=confidence,
+            method="BCa",
+            rng=np.random.default_rng(seed),
+        )
+        # BCa is undefined when every resample gives one value (a perfect detector): the
+        # interval is then that value, which the plain percentile interval gives
+        tail = 50.0 * (1.0 - confidence)
+        percentile = np.nanpercentile(result.bootstrap_distribution, [tail, 100.0 - tail], axis=-1)
+    low, high = (np.asarray(b, np.float64) for b in result.confidence_interval)
+    return np.where(np.isnan(low), percentile[0], low), np.where(
+        np.isnan(high), percentile[1], high
+    )
+
+
+def auc_interval(
+    labels: np.ndarray, scores: np.ndarray, groups: Sequence[object], **options
+) -> list[float]:
+    """95 % (``confidence``) bootstrap interval of :func:`roc_auc`, resampling ``groups``
+    (one key per example, e.g. its patient): [low, high]. ``options`` as for
+    :func:`bootstrap_interval`; NaN bounds with fewer than two groups."""
+    labels, scores = np.asarray(labels).ravel(), np.asarray(scores, np.float64).ravel()
+    keys, which = np.unique(np.asarray([str(g) for g in groups]), return_inverse=True)
+    if keys.size < 2:
+        return [float("nan")] * 2
+    members = [np.flatnonzero(which == k) for k in range(keys.size)]
+
+    def auc(picked: np.ndarray) -> float:
+        rows = np.concatenate([members[k] for k in picked])
+        return roc_auc(labels[rows], scores[rows])
+
+    low, high = bootstrap_interval(auc, keys.size, **options)
+    return [float(low), float(high)]
 
 
 def rasterise(lesion: Lesion, shape: tuple[int, int]) -> np.ndarray:
@@ -302,6 +387,11 @@ class LesionDetectionMetric:
         self._mal_scores: list[float] = []
         self._n_true = 0
         self._n_images = 0
+        # which image each prediction / matched lesion came from, and each image's number of
+        # counted true lesions: what a bootstrap over images resamples
+        self._score_image: list[int] = []
+        self._mal_image: list[int] = []
+        self._true_per_image: list[int] = []
         # per counted true lesion: equivalent diameter (px), contrast (NaN when not given)
         # and the score of the prediction that found it (-inf when none did)
         self._true_diameters: list[float] = []
@@ -324,8 +414,12 @@ class LesionDetectionMetric:
         faint = {k for k, c in contrasts.items() if c < self.min_contrast}  # NaN: not faint
         small = {k for k, d in diameter.items() if d < self.min_diameter_px}
         match = _drop_dont_care(match, small | faint)
+        image = self._n_images
         self._n_images += 1
         self._n_true += len(match.pairs) + len(match.missed)
+        self._true_per_image.append(len(match.pairs) + len(match.missed))
+        self._score_image.extend([image] * (len(match.pairs) + len(match.false_positives)))
+        self._mal_image.extend([image] * len(match.pairs))
 
         def record_true(k: int, found_at: float) -> None:
             self._true_diameters.append(diameter[k])
@@ -355,19 +449,15 @@ class LesionDetectionMetric:
 
     def recall_at_fp_rate(self, max_fp_per_image: float) -> tuple[float, float, float]:
         """(recall, fp_per_image, score threshold) at the lowest threshold whose FP/image
-        stays <= ``max_fp_per_image``. Recall 0 and threshold inf when none does."""
-        if self._n_images == 0 or self._n_true == 0:
-            return 0.0, 0.0, float("inf")
-        scores = np.asarray(self._scores, np.float64)
-        is_tp = np.asarray(self._is_tp, bool)
-        best = (0.0, 0.0, float("inf"))
-        for t in np.unique(scores)[::-1]:
-            keep = scores >= t
-            fp_rate = float(np.count_nonzero(keep & ~is_tp)) / self._n_images
-            if fp_rate > max_fp_per_image:
-                break
-            best = (float(np.count_nonzero(keep & is_tp)) / self._n_true, fp_rate, float(t))
-        return best
+        stays <= ``max_fp_per_image`` (:func:`operating_point`). Recall 0 and threshold inf
+        when none does."""
+        return operating_point(
+            np.asarray(self._is_tp, bool),
+            np.asarray(self._scores, np.float64),
+            self._n_true,
+            self._n_images,
+            max_fp_per_image,
+        )
 
     def recall_by_diameter(self, threshold: float) -> list[dict[str, float | int | None]]:
         """Recall of true lesions per size band (:data:`DIAMETER_BANDS_PX`) when predictions
@@ -437,3 +527,50 @@ class LesionDetectionMetric:
             "n_malignant_matched": int(labels.sum()),
             "n_benign_matched": int(labels.size - labels.sum()),
         }
+
+    def confidence_intervals(
+        self, confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0
+    ) -> dict[str, list[float]]:
+        """Bootstrap confidence intervals of ``recall_at_max_fp``, ``auc_malignant`` and
+        ``ap`` (BCa, :func:`scipy.stats.bootstrap`), resampling whole images: the lesions of
+        one photo share its body, light and camera, so they are not independent samples.
+        The operating point is chosen anew in every resample, as ``aggregate`` chooses it.
+
+        Returns {figure: [low, high]}; NaN bounds when fewer than two images were seen (or,
+        for the AUC, when a class is missing). Deterministic in ``seed``.
+        """
+        names = ("recall_at_max_fp", "auc_malignant", "ap")
+        if self._n_images < 2:
+            return {name: [float("nan")] * 2 for name in names}
+        per_image = self._per_image_arrays()
+        true_per_image = np.asarray(self._true_per_image, np.int64)
+
+        def figures(images: np.ndarray) -> np.ndarray:
+            tp, scores, mal_labels, mal_scores = (
+                np.concatenate([arrays[i] for i in images]) for arrays in per_image
+            )
+            n_true = int(true_per_image[images].sum())
+            recall = operating_point(tp, scores, n_true, images.size, self.max_fp_per_image)[0]
+            return np.array(
+                [recall, roc_auc(mal_labels, mal_scores), average_precision(tp, scores, n_true)]
+            )
+
+        low, high = bootstrap_interval(
+            figures, self._n_images, confidence=confidence, n_resamples=n_resamples, seed=seed
+        )
+        return {name: [float(lo), float(hi)] for name, lo, hi in zip(names, low, high, strict=True)}
+
+    def _per_image_arrays(self) -> tuple[list[np.ndarray], ...]:
+        """Per image: is_tp, scores, malignant labels, p_malignant (lists of arrays)."""
+
+        def split(values: list, images: list[int], dtype) -> list[np.ndarray]:
+            edges = np.searchsorted(np.asarray(images, np.int64), np.arange(self._n_images + 1))
+            array = np.asarray(values, dtype)
+            return [array[a:b] for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+        return (
+            split(self._is_tp, self._score_image, bool),
+            split(self._scores, self._score_image, np.float64),
+            split(self._mal_labels, self._mal_image, np.int64),
+            split(self._mal_scores, self._mal_image, np.float64),
+        )

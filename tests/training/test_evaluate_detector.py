@@ -88,6 +88,9 @@ def test_evaluate_synthetic_scores_and_times_each_detector() -> None:
     assert out["detector"]["recall"] == 1.0 and out["detector"]["fp_per_image"] == 0.0
     assert out["detector"]["auc_malignant"] in (1.0, None)  # None: one class only
     assert out["baseline"]["recall"] == 0.0 and out["baseline"]["n_images"] == 2
+    # a perfect detector on every resample of photos: an interval of one value
+    assert out["detector"]["ci95"]["recall_at_max_fp"] == [1.0, 1.0]
+    assert out["baseline"]["ci95"]["ap"] == [0.0, 0.0]
     # every true lesion of the toy photos is in one contrast band (their skin is around them)
     for name in ("detector", "baseline"):
         bands = out[name]["recall_by_contrast"]

@@ -11,10 +11,12 @@ import pytest
 from core.types import Lesion
 from training.metrics import (
     LesionDetectionMetric,
+    auc_interval,
     average_precision,
     instance_classes,
     lesion_contrasts,
     match_lesions_to_instances,
+    operating_point,
     roc_auc,
     roc_curve,
 )
@@ -211,3 +213,84 @@ def test_faint_lesions_are_dont_care_when_a_minimum_contrast_is_set() -> None:
     assert (everything.aggregate()["n_true"], everything.aggregate()["n_matched"]) == (3, 1)
     with pytest.raises(ValueError, match="contrasts"):
         metric.update(lesions, inst, classes)
+
+
+def _brute_force_operating_point(is_tp, scores, n_true, n_images, max_fp):
+    best = (0.0, 0.0, math.inf)
+    for t in np.unique(scores)[::-1]:
+        keep = scores >= t
+        fp_rate = np.count_nonzero(keep & ~is_tp) / n_images
+        if fp_rate > max_fp:
+            break
+        best = (np.count_nonzero(keep & is_tp) / n_true, fp_rate, float(t))
+    return best
+
+
+def test_operating_point_matches_a_threshold_by_threshold_search() -> None:
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        n = int(rng.integers(0, 40))
+        scores = np.round(rng.random(n), 1)  # many ties
+        is_tp = rng.random(n) < 0.6
+        n_true, n_images = int(is_tp.sum()) + int(rng.integers(1, 4)), int(rng.integers(1, 6))
+        max_fp = float(rng.choice([0.0, 0.5, 1.0, 3.0]))
+        got = operating_point(is_tp, scores, n_true, n_images, max_fp)
+        want = _brute_force_operating_point(is_tp, scores, n_true, n_images, max_fp)
+        assert got == pytest.approx(want)
+
+
+def _metric_of_images(n_images: int, seed: int) -> LesionDetectionMetric:
+    """Images with one benign and one malignant lesion each, found at noisy scores."""
+    rng = np.random.default_rng(seed)
+    metric = LesionDetectionMetric(max_fp_per_image=0.5)
+    inst = np.zeros((40, 60), np.int32)
+    inst[5:15, 5:15], inst[5:15, 30:40] = 1, 2
+    classes = {1: 1, 2: 2}
+    for _ in range(n_images):
+        found = [
+            _box_lesion(1, 5, 5, 15, 15, float(rng.random()), float(rng.random() * 0.8)),
+            _box_lesion(2, 30, 5, 40, 15, float(rng.random()), float(0.2 + rng.random() * 0.8)),
+        ]
+        if rng.random() < 0.5:  # a false positive on some images
+            found.append(_box_lesion(3, 45, 25, 55, 35, float(rng.random()), 0.5))
+        metric.update(found[: int(rng.integers(1, len(found) + 1))], inst, classes)
+    return metric
+
+
+def test_confidence_intervals_resample_images_and_bracket_the_figures() -> None:
+    small, large = _metric_of_images(20, seed=1), _metric_of_images(200, seed=1)
+    for metric in (small, large):
+        figures = metric.aggregate()
+        intervals = metric.confidence_intervals(n_resamples=400)
+        assert set(intervals) == {"recall_at_max_fp", "auc_malignant", "ap"}
+        for name, (low, high) in intervals.items():
+            assert low <= figures[name] <= high, name
+            assert 0.0 <= low < high <= 1.0
+        assert metric.confidence_intervals(n_resamples=400) == intervals  # seeded
+    # ten times the images: intervals about a third as wide (1 / sqrt(10))
+    for name in ("auc_malignant", "ap"):
+        small_width = np.diff(small.confidence_intervals(n_resamples=400)[name])[0]
+        large_width = np.diff(large.confidence_intervals(n_resamples=400)[name])[0]
+        assert large_width < 0.6 * small_width, name
+
+
+def test_confidence_intervals_need_two_images() -> None:
+    one = _metric_of_images(1, seed=2)
+    assert all(math.isnan(v) for bounds in one.confidence_intervals().values() for v in bounds)
+
+
+def test_auc_interval_resamples_groups_not_examples() -> None:
+    rng = np.random.default_rng(3)
+    labels = np.r_[np.zeros(30), np.ones(30)].astype(int)
+    scores = labels * 0.6 + rng.random(60)
+    point = roc_auc(labels, scores)
+    low, high = auc_interval(labels, scores, groups=range(60), n_resamples=500)
+    assert low < point < high and 0.5 < low and high <= 1.0
+    # every photo counted 4 times: as 240 independent examples the interval would halve;
+    # resampled by group (the 60 originals) it stays as wide as the one of 60
+    labels4, scores4 = np.repeat(labels, 4), np.repeat(scores, 4)
+    grouped = auc_interval(labels4, scores4, groups=np.repeat(np.arange(60), 4), n_resamples=500)
+    naive = auc_interval(labels4, scores4, groups=range(240), n_resamples=500)
+    assert np.diff(grouped)[0] == pytest.approx(high - low, rel=0.25)
+    assert np.diff(naive)[0] < 0.7 * np.diff(grouped)[0]
+    assert all(math.isnan(v) for v in auc_interval(labels[:2], scores[:2], groups=["a", "a"]))
