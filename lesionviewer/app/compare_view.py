@@ -35,7 +35,8 @@ from lesionviewer.app.view_data import (
     FlagItem,
     LesionMark,
     flagged_items,
-    is_faint_new,
+    is_faint,
+    is_faint_change,
     is_uncertain,
 )
 from lesionviewer.workers import WorkerPool
@@ -122,7 +123,10 @@ class CompareScene(QGraphicsView):
             return QPointF(ox + mark.centroid[0] * s, oy + mark.centroid[1] * s)
 
         for link in data.links:
-            pen = QPen(LINE_COLORS.get(link.level, LINE_COLORS["watch"]), 2.0)
+            color = LINE_COLORS.get(link.level, LINE_COLORS["watch"])
+            if is_faint_change(link):  # paler, as a faint new lesion's ring
+                color = color.lighter(130)
+            pen = QPen(color, 2.0)
             if is_uncertain(link):  # dotted: a match to check, not a finding
                 pen.setStyle(Qt.PenStyle.DotLine)
             pen.setCosmetic(True)
@@ -130,8 +134,8 @@ class CompareScene(QGraphicsView):
             line = scene.addLine(p_a.x(), p_a.y(), p_b.x(), p_b.y(), pen)
             line.setZValue(2.5)  # under the outlines and numbers
             self.lines[(link.a.observation_id, link.b.observation_id)] = line
-        confident = tuple(m for m in data.new_in_b if not is_faint_new(m))
-        faint = tuple(m for m in data.new_in_b if is_faint_new(m))
+        confident = tuple(m for m in data.new_in_b if not is_faint(m))
+        faint = tuple(m for m in data.new_in_b if is_faint(m))
         for side, marks, color, text in (
             ("b", confident, NEW_COLOR, "NEW"),
             ("b", faint, NEW_COLOR.lighter(130), "NEW?"),
@@ -289,6 +293,7 @@ class CompareView(QWidget):
                 "faint new": NEW_COLOR.lighter(130),
                 "uncertain match": LINE_COLORS["watch"],
                 "changed": LINE_COLORS["changed"],
+                "faint change": LINE_COLORS["changed"].lighter(130),
                 "malignant": QColor(235, 30, 30),
                 "gone": QColor(120, 120, 120),
             }.get(flag.reason)
@@ -296,7 +301,8 @@ class CompareView(QWidget):
                 row.setForeground(QBrush(color.darker(130)))
             self.flag_list.addItem(row)
         n_new, n_changed = len(data.new_in_b), sum(lk.level == "changed" for lk in data.links)
-        n_faint = sum(is_faint_new(m) for m in data.new_in_b)
+        n_faint = sum(is_faint(m) for m in data.new_in_b)
+        n_faint_changed = sum(is_faint_change(lk) for lk in data.links)
         n_hidden = len(data.outside_view_of_a) + len(data.outside_view_of_b)
         new_text = f"{n_new} new" + (f" ({n_faint} faint)" if n_faint else "")
         n_uncertain = sum(is_uncertain(lk) for lk in data.links)
@@ -306,7 +312,9 @@ class CompareView(QWidget):
         self.title.setText(
             f"{data.photo_a.visit_label} -> {data.photo_b.visit_label} ({data.photo_b.body_site}): "
             f"{matched_text}, {new_text}, {len(data.gone_from_a)} gone, "
-            f"{n_changed} changed" + (f", {n_hidden} outside the other photo" if n_hidden else "")
+            f"{n_changed} changed"
+            + (f" ({n_faint_changed} faint)" if n_faint_changed else "")
+            + (f", {n_hidden} outside the other photo" if n_hidden else "")
         )
         self._update_buttons()
 

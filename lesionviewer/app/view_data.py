@@ -98,14 +98,16 @@ class PhotoData:
         return None
 
 
-#: A new lesion whose score (P(lesion)) is under this is listed as "faint new", after the
-#: confident alarms: on a later visit's photo, faint spots the earlier photo's detection did
-#: not reach are more often a lighting or focus difference than a new lesion. The detector's
-#: scores are calibrated probabilities (its candidate verifier is Platt-scaled on validation
-#: photos, see training.calibration), so "faint" means what it says: more likely not a
-#: lesion than one. (Detector 1.7.0, uncalibrated, needed 0.1 here; 1.6.0, which scored
-#: regions by their peak P(lesion), 0.95.)
-FAINT_NEW_SCORE = 0.5
+#: A detection whose score (P(lesion)) is under this is "faint": a new lesion or a change
+#: that only faint detections show is listed as "faint new" / "faint change", after the
+#: confident alarms. On a later visit's photo, faint spots the earlier photo's detection did
+#: not reach, or a faint region that seems to grow, are more often a lighting, focus or
+#: garment-edge difference than a finding. The detector's scores are calibrated
+#: probabilities (its candidate verifier is Platt-scaled on validation photos, see
+#: training.calibration), so "faint" means what it says: more likely not a lesion than one.
+#: (Detector 1.7.0, uncalibrated, needed 0.1 here; 1.6.0, which scored regions by their peak
+#: P(lesion), 0.95.)
+FAINT_SCORE = 0.5
 
 #: How a matched lesion changed, worst first: the colour of its line in the compare view.
 CHANGE_LEVELS = ("changed", "watch", "stable")
@@ -166,10 +168,16 @@ def change_level(changed: bool, area_ratio: float, p_malignant_change: float) ->
     return "stable"
 
 
-def is_faint_new(mark: LesionMark) -> bool:
-    """Whether a new lesion is a faint detection (see :data:`FAINT_NEW_SCORE`); a lesion a
+def is_faint(mark: LesionMark) -> bool:
+    """Whether a lesion of a photo is a faint detection (see :data:`FAINT_SCORE`); a lesion a
     clinician drew is never faint."""
-    return not mark.manual and mark.score < FAINT_NEW_SCORE
+    return not mark.manual and mark.score < FAINT_SCORE
+
+
+def is_faint_change(link: CompareLink) -> bool:
+    """Whether a changed match is seen only faintly on the later photo (its B lesion is
+    faint): listed after the confident alarms, like a faint new lesion."""
+    return link.level == "changed" and is_faint(link.b)
 
 
 def is_uncertain(link: CompareLink) -> bool:
@@ -180,13 +188,14 @@ def is_uncertain(link: CompareLink) -> bool:
 
 def flagged_items(data: CompareData) -> list[FlagItem]:
     """Every lesion of a comparison, flagged ones first: new, changed, high p_malignant,
-    then faint new ones (P(lesion) under :data:`FAINT_NEW_SCORE`) and uncertain matches
-    otherwise stable (:func:`is_uncertain`), then gone, then the rest, then lesions the
-    other photo does not show (ordered by p_malignant, highest first, within a group).
-    An uncertain match that is changed or malignant keeps its rank and says it is uncertain."""
+    then faint new ones and faint changes (the later photo's P(lesion) under
+    :data:`FAINT_SCORE`) and uncertain matches otherwise stable (:func:`is_uncertain`), then
+    gone, then the rest, then lesions the other photo does not show (ordered by p_malignant,
+    highest first, within a group). An uncertain match that is changed or malignant keeps
+    its rank and says it is uncertain."""
     items: list[FlagItem] = []
     for m in data.new_in_b:
-        if not is_faint_new(m):
+        if not is_faint(m):
             text = f"{m.label}  NEW, p malignant {m.p_malignant:.2f}"
             items.append(FlagItem(0, "new", text, None, m))
         else:
@@ -196,7 +205,9 @@ def flagged_items(data: CompareData) -> list[FlagItem]:
             items.append(FlagItem(3, "faint new", text, None, m))
     for link in data.links:
         b = link.b
-        if link.level == "changed":
+        if is_faint_change(link):
+            rank, reason = 3, "faint change"
+        elif link.level == "changed":
             rank, reason = 1, "changed"
         elif b.malignant:
             rank, reason = 2, "malignant"
@@ -206,11 +217,13 @@ def flagged_items(data: CompareData) -> list[FlagItem]:
             rank, reason = 5, "watch"
         else:
             rank, reason = 6, "stable"
-        label = "MATCH?" if reason == "uncertain match" else reason.upper()
-        text = (
-            f"{b.label}  {label}, area x{link.area_ratio:.2f}, "
-            f"p malignant {b.p_malignant:.2f} ({link.p_malignant_change:+.2f})"
+        label = {"uncertain match": "MATCH?", "faint change": "CHANGED?, faint"}.get(
+            reason, reason.upper()
         )
+        text = f"{b.label}  {label}, area x{link.area_ratio:.2f}, "
+        if reason == "faint change":
+            text += f"P(lesion) {link.a.score:.2f} -> {b.score:.2f}, "
+        text += f"p malignant {b.p_malignant:.2f} ({link.p_malignant_change:+.2f})"
         if is_uncertain(link):
             text += f", uncertain match of {link.a.label} (confidence {link.confidence:.2f})"
         items.append(FlagItem(rank, reason, text, link.a, b))

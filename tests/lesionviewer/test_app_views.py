@@ -11,7 +11,7 @@ import pytest
 from PySide6.QtCore import QPointF, Qt
 
 from core.io import save_rgb
-from lesionviewer.app.compare_view import CompareView
+from lesionviewer.app.compare_view import LINE_COLORS, CompareView
 from lesionviewer.app.graphics_items import LesionOutlineItem, PyramidImageItem
 from lesionviewer.app.history_panel import HistoryPanel
 from lesionviewer.app.imaging import build_pyramid, to_qimage
@@ -320,3 +320,24 @@ def test_faint_new_lesions_come_after_the_confident_alarms(qtbot, workers, tmp_p
     assert texts.count("NEW") == 2 and texts.count("NEW?") == 1
     assert "3 new (1 faint)" in view.title.text()
     shot(view, "compare_view_faint_new.png")
+
+
+def test_a_change_seen_only_faintly_comes_after_the_confident_alarms(
+    qtbot, workers, tmp_path
+) -> None:
+    data = _comparison(tmp_path)
+    stable, changed = data.links
+    # a low-scored region that seems to grow (a garment edge, a shadow): P(lesion) 0.20 -> 0.44
+    faint = replace(changed, a=replace(changed.a, score=0.2), b=replace(changed.b, score=0.44))
+    data = replace(data, links=(stable, faint))
+    items = flagged_items(data)
+    assert [f.reason for f in items] == ["new", "faint change", "gone", "stable"]
+    assert "CHANGED?, faint" in items[1].text and "P(lesion) 0.20 -> 0.44" in items[1].text
+    # the later photo decides: a faint region that became a confident one is a change
+    grown = replace(faint, b=replace(faint.b, score=0.9))
+    assert [f.reason for f in flagged_items(replace(data, links=(stable, grown)))][1] == "changed"
+    view = _shown_comparison(qtbot, workers, data, len(items))
+    assert "1 changed (1 faint)" in view.title.text()
+    line = view.scene_view.lines[(faint.a.observation_id, faint.b.observation_id)]
+    assert line.pen().color() == LINE_COLORS["changed"].lighter(130)
+    shot(view, "compare_view_faint_change.png")
