@@ -152,8 +152,10 @@ def bootstrap_interval(
     from a sample of groups (photos, patients): ``statistic(groups)`` gets an int64 array of
     group indices in [0, n_groups), with repeats, and returns one figure or a 1-D array of
     them. Resampling groups, not lesions, respects that the lesions of one photo or patient
-    are not independent. Returns (low, high), arrays shaped like the statistic (NaN where
-    it is undefined in too many resamples). Deterministic in ``seed``.
+    are not independent. Returns (low, high), arrays shaped like the statistic. Where BCa
+    is undefined (every resample gives the same value, or the statistic is NaN in some),
+    the bounds are the percentile interval of the resamples where it is defined (NaN if it
+    is nowhere). Deterministic in ``seed``.
     """
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", stats.DegenerateDataWarning)
