@@ -6,7 +6,8 @@
    positives per photo, and the ROC/AUC of p_malignant over matched true lesions; once
    over every true lesion, once over the lesions of 2 mm and more
    (:data:`CLINICAL_MIN_DIAMETER_MM`) and once over the lesions visible in the photo
-   (:data:`VISIBLE_MIN_CONTRAST`); recall by size and by contrast band. The sliding-window
+   (:data:`VISIBLE_MIN_CONTRAST`); recall by size and by contrast band; and by the body's
+   skin type (:data:`SKIN_TYPE_GROUPS`), at the operating point of all photos. The sliding-window
    baseline (``--baseline``) is evaluated on the first ``--baseline-n`` of the same photos,
    the same way, and both are timed on those photos in this run.
 2. Real close-ups: the PAD-UFES-20 patients held out of synthesis
@@ -118,6 +119,37 @@ def summary(metric: LesionDetectionMetric, figures: dict | None = None) -> dict:
     return out
 
 
+#: Fitzpatrick types pooled for the figures by skin type (a few dozen photos each in a
+#: 300-photo run: single types would be too few to say anything)
+SKIN_TYPE_GROUPS = {"I-II": (1, 2), "III-IV": (3, 4), "V-VI": (5, 6)}
+
+
+def skin_type_group(skin_type: int) -> str | None:
+    """The group of :data:`SKIN_TYPE_GROUPS` of a Fitzpatrick type, None when unknown (0)."""
+    for group, types in SKIN_TYPE_GROUPS.items():
+        if skin_type in types:
+            return group
+    return None
+
+
+def subgroup_summary(metric: LesionDetectionMetric, threshold: float) -> dict:
+    """Figures of a subgroup of the photos at the operating point chosen on all of them
+    (``threshold``): a clinic runs one threshold for every patient. Recall and false
+    positives per photo there, and the malignant AUC with its 95 % interval."""
+    figures = metric.aggregate()
+    auc_interval = metric.confidence_intervals()["auc_malignant"]
+    return {
+        "n_images": metric.n_images,
+        "n_true": figures["n_true"],
+        "recall_at_operating_point": _round(metric.recall_at(threshold)),
+        "fp_per_image_at_operating_point": _round(metric.fp_per_image_at(threshold)),
+        "auc_malignant": _round(figures["auc_malignant"]),
+        "auc_malignant_ci95": [_round(v) for v in auc_interval],
+        "n_malignant_matched": figures["n_malignant_matched"],
+        "n_benign_matched": figures["n_benign_matched"],
+    }
+
+
 def evaluate_synthetic(
     detectors: dict[str, DetectFn],
     dataset,
@@ -132,6 +164,9 @@ def evaluate_synthetic(
     timing comparison under "timing" (median seconds per photo on the photos all ran on).
     """
     metrics = {name: LesionDetectionMetric() for name in detectors}
+    by_skin_type = {
+        name: {group: LesionDetectionMetric() for group in SKIN_TYPE_GROUPS} for name in detectors
+    }
     clinical = {name: LesionDetectionMetric() for name in detectors}
     visible = {name: LesionDetectionMetric(min_contrast=VISIBLE_MIN_CONTRAST) for name in detectors}
     seconds: dict[str, list[float]] = {name: [] for name in detectors}
@@ -149,6 +184,9 @@ def evaluate_synthetic(
             detection = detect(image)
             seconds[name].append(time.perf_counter() - tic)
             metrics[name].update(detection.lesions, instance_map, classes, contrasts)
+            group = skin_type_group(int(item.get("skin_type", 0)))
+            if group is not None:
+                by_skin_type[name][group].update(detection.lesions, instance_map, classes)
             visible[name].update(detection.lesions, instance_map, classes, contrasts)
             if "mm_per_px" in item:
                 mm_per_px = float(item["mm_per_px"])
@@ -173,6 +211,12 @@ def evaluate_synthetic(
         ]
         out[name]["median_s_per_photo"] = _round(statistics.median(seconds[name]))
         out[name]["visible_lesions"] = summary(visible[name])
+        threshold = float(figures["score_threshold_at"])
+        out[name]["by_skin_type"] = {
+            group: subgroup_summary(metric, threshold)
+            for group, metric in by_skin_type[name].items()
+            if metric.n_images
+        }
         if clinical[name].n_images:
             out[name]["lesions_from_2mm"] = summary(clinical[name])
     shared = min(len(s) for s in seconds.values())

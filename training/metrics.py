@@ -461,6 +461,21 @@ class LesionDetectionMetric:
             max_fp_per_image,
         )
 
+    def recall_at(self, threshold: float) -> float:
+        """Share of the counted true lesions found by a prediction scoring ``threshold`` or
+        more (0 when there are none): a fixed operating point, e.g. one chosen on all photos
+        and read on a subgroup of them."""
+        found_at = np.asarray(self._true_found_at, np.float64)
+        return float(np.mean(found_at >= threshold)) if found_at.size else 0.0
+
+    def fp_per_image_at(self, threshold: float) -> float:
+        """False positives per image among predictions scoring ``threshold`` or more."""
+        if self._n_images == 0:
+            return 0.0
+        scores = np.asarray(self._scores, np.float64)
+        false = ~np.asarray(self._is_tp, bool)
+        return float(np.count_nonzero(false & (scores >= threshold))) / self._n_images
+
     def recall_by_diameter(self, threshold: float) -> list[dict[str, float | int | None]]:
         """Recall of true lesions per size band (:data:`DIAMETER_BANDS_PX`) when predictions
         scoring ``threshold`` or more count, and the ceiling: found at any score.

@@ -215,3 +215,33 @@ def test_lesions_under_2mm_are_dont_care_in_the_clinical_figures() -> None:
     assert out["detector"]["recall"] < 1.0
     assert out["detector"]["lesions_from_2mm"]["recall"] == 1.0
     assert out["detector"]["lesions_from_2mm"]["n_true"] < out["detector"]["n_true"]
+
+
+class _ToyWithSkinTypes(ToyDetectionDataset):
+    """Toy photos on bodies of Fitzpatrick types 1, 2, ..., 6, 1, ... and one unknown (0)."""
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        item = super().__getitem__(index)
+        item["skin_type"] = torch.tensor(0 if index == self.length - 1 else index % 6 + 1)
+        return item
+
+
+def test_figures_by_skin_type_at_the_operating_point_of_all_photos() -> None:
+    dataset = _ToyWithSkinTypes(7, 11)
+    blind_on_dark = _oracle(dataset)
+    dark = {i for i in range(7) if i % 6 + 1 in (5, 6) and i != 6}
+
+    def detect(image: np.ndarray) -> Detection:
+        index = next(i for i in range(7) if np.array_equal(toy_photo(i, 11)[0], image))
+        found = blind_on_dark(image)
+        return Detection(found.heatmap, () if index in dark else found.lesions, INFO)
+
+    out, _ = ev.evaluate_synthetic({"detector": detect}, dataset, 7, {}, progress=lambda s: None)
+    groups = out["detector"]["by_skin_type"]
+    assert set(groups) == {"I-II", "III-IV", "V-VI"}
+    # six photos have a known type; the seventh (unknown) is in no group
+    assert [groups[g]["n_images"] for g in ("I-II", "III-IV", "V-VI")] == [2, 2, 2]
+    assert groups["I-II"]["recall_at_operating_point"] == 1.0
+    assert groups["III-IV"]["recall_at_operating_point"] == 1.0
+    assert groups["V-VI"]["recall_at_operating_point"] == 0.0
+    assert groups["V-VI"]["fp_per_image_at_operating_point"] == 0.0

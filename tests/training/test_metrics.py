@@ -294,3 +294,21 @@ def test_auc_interval_resamples_groups_not_examples() -> None:
     assert np.diff(grouped)[0] == pytest.approx(high - low, rel=0.25)
     assert np.diff(naive)[0] < 0.7 * np.diff(grouped)[0]
     assert all(math.isnan(v) for v in auc_interval(labels[:2], scores[:2], groups=["a", "a"]))
+
+
+def test_recall_and_false_positives_at_a_fixed_threshold() -> None:
+    inst, cls = _scene()
+    metric = LesionDetectionMetric()
+    found = [
+        _box_lesion(1, 10, 10, 20, 20, 0.9, 0.1),
+        _box_lesion(2, 50, 30, 54, 34, 0.3, 0.8),
+        _box_lesion(3, 60, 45, 70, 55, 0.6, 0.5),  # nowhere near a lesion
+    ]
+    metric.update(found, inst, instance_classes(inst, cls))
+    metric.update([], inst, instance_classes(inst, cls))
+    n_true = metric.aggregate()["n_true"]
+    assert metric.recall_at(0.5) == pytest.approx(1 / n_true)
+    assert metric.recall_at(0.2) == pytest.approx(2 / n_true)
+    assert metric.fp_per_image_at(0.5) == pytest.approx(0.5)
+    assert metric.fp_per_image_at(0.7) == 0.0
+    assert LesionDetectionMetric().recall_at(0.5) == 0.0

@@ -9,6 +9,7 @@ import pytest
 
 from tests.training.synth_standins import STANDINS, standin_body, standin_lesion
 from training.sources.base import BENIGN, MALIGNANT
+from training.sources.skin_tones import fitzpatrick_of_source
 from training.synthesis.blend import blend_lesion, poisson_solve
 from training.synthesis.detection import SynthConfig, make_detection_sample
 from training.synthesis.placement import body_features, choose_position, ring_descriptor
@@ -148,3 +149,19 @@ def test_invisible_lesion_is_dropped() -> None:
     x0, y0, x1, y1 = stamp.box
     ys, xs = np.nonzero(stamp.label)
     assert abs(xs.mean() + x0 - 80) <= 1 and abs(ys.mean() + y0 - 60) <= 1
+
+
+def test_a_sample_says_the_skin_type_of_its_body() -> None:
+    assert fitzpatrick_of_source("procedural:back:fitzpatrick-V:mole1") == 5
+    assert fitzpatrick_of_source("procedural:leg:fitzpatrick-II") == 2
+    assert fitzpatrick_of_source("images/PAT_1.jpg") == 0  # a real photo: unknown
+    assert make_detection_sample(3, 0, SMALL, sources=STANDINS).skin_type == 0
+    procedural = SynthConfig(width=320, height=240, lesion_source="procedural", body_pool=0)
+    types = set()
+    for index in range(4):
+        s = make_detection_sample(index, 5, procedural)
+        assert 1 <= s.skin_type <= 6
+        types.add(s.skin_type)
+        for mole in (r for r in s.lesions if ":mole" in r.source):
+            assert fitzpatrick_of_source(mole.source) == s.skin_type
+    assert len(types) > 1

@@ -28,6 +28,16 @@ FITZPATRICK_WEIGHTS = np.array([0.14, 0.2, 0.2, 0.18, 0.14, 0.14])
 ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV", 5: "V", 6: "VI"}
 
 
+def fitzpatrick_of_source(source: str) -> int:
+    """The Fitzpatrick type (1-6) a body photo's source names, as procedural bodies do
+    ("procedural:<region>:fitzpatrick-<I..VI>"); 0 when it names none (real photos)."""
+    numbers = {roman: number for number, roman in ROMAN.items()}
+    for part in source.split(":"):
+        if part.startswith("fitzpatrick-"):
+            return numbers.get(part.removeprefix("fitzpatrick-"), 0)
+    return 0
+
+
 @dataclass(frozen=True)
 class SkinTone:
     """One photo's constitutive skin colour.

@@ -138,6 +138,7 @@ class DetectionDataset(_SyntheticDataset):
         s = make_detection_sample(index, self.seed, self.config, sources=self.sources)
         item = detection_item(s.image, s.class_map, s.instance_map, self.crop, self.seed, index)
         item["mm_per_px"] = torch.tensor(float(s.mm_per_px))  # pixel size on the skin
+        item["skin_type"] = torch.tensor(int(s.skin_type))  # Fitzpatrick 1-6, 0 unknown
         return item
 
 

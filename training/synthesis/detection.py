@@ -18,6 +18,7 @@ import numpy as np
 from scipy.ndimage import find_objects
 
 from training.sources.base import BENIGN, MALIGNANT, BodyPhoto
+from training.sources.skin_tones import fitzpatrick_of_source
 from training.synthesis import augment as aug
 from training.synthesis.blend import Stamp, blend_lesion
 from training.synthesis.placement import (
@@ -126,6 +127,7 @@ class DetectionSample:
     image: (H, W, 3) uint8 RGB. class_map: (H, W) uint8 {0 skin/background, 1 benign,
     2 malignant}. instance_map: (H, W) uint16 (0 none, k = LesionRecord.id).
     skin_mask: (H, W) bool. lesions: one record per instance. mm_per_px: pixel size on skin.
+    skin_type: the body's Fitzpatrick type 1-6, 0 when unknown (a real body photo).
     """
 
     image: np.ndarray = field(repr=False)
@@ -134,6 +136,7 @@ class DetectionSample:
     skin_mask: np.ndarray = field(repr=False)
     lesions: tuple[LesionRecord, ...]
     mm_per_px: float
+    skin_type: int = 0
 
 
 @dataclass(frozen=True)
@@ -340,4 +343,5 @@ def make_detection_sample(
         skin_mask=body.skin_mask,
         lesions=records(instance_map, metas),
         mm_per_px=body.mm_per_px,
+        skin_type=fitzpatrick_of_source(body.source),
     )
