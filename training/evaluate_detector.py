@@ -132,17 +132,24 @@ def skin_type_group(skin_type: int) -> str | None:
     return None
 
 
-def subgroup_summary(metric: LesionDetectionMetric, threshold: float) -> dict:
+def subgroup_summary(
+    metric: LesionDetectionMetric, visible: LesionDetectionMetric, threshold: float
+) -> dict:
     """Figures of a subgroup of the photos at the operating point chosen on all of them
-    (``threshold``): a clinic runs one threshold for every patient. Recall and false
-    positives per photo there, and the malignant AUC with its 95 % interval."""
+    (``threshold``): a clinic runs one threshold for every patient. ``metric`` counts every
+    lesion, ``visible`` those of :data:`VISIBLE_MIN_CONTRAST` and more. Recall and false
+    positives per photo there, the share of visible lesions and their recall, and the
+    malignant AUC with its 95 % interval."""
     figures = metric.aggregate()
     auc_interval = metric.confidence_intervals()["auc_malignant"]
+    n_true = int(figures["n_true"])
     return {
         "n_images": metric.n_images,
-        "n_true": figures["n_true"],
+        "n_true": n_true,
         "recall_at_operating_point": _round(metric.recall_at(threshold)),
         "fp_per_image_at_operating_point": _round(metric.fp_per_image_at(threshold)),
+        "share_visible": _round(visible.aggregate()["n_true"] / n_true if n_true else 0.0),
+        "recall_visible_at_operating_point": _round(visible.recall_at(threshold)),
         "auc_malignant": _round(figures["auc_malignant"]),
         "auc_malignant_ci95": [_round(v) for v in auc_interval],
         "n_malignant_matched": figures["n_malignant_matched"],
@@ -164,8 +171,17 @@ def evaluate_synthetic(
     timing comparison under "timing" (median seconds per photo on the photos all ran on).
     """
     metrics = {name: LesionDetectionMetric() for name in detectors}
+    # per skin-type group: every lesion, and the visible ones (is a lower recall the
+    # detector's or the photos', whose lesions show less on that skin?)
     by_skin_type = {
-        name: {group: LesionDetectionMetric() for group in SKIN_TYPE_GROUPS} for name in detectors
+        name: {
+            group: (
+                LesionDetectionMetric(),
+                LesionDetectionMetric(min_contrast=VISIBLE_MIN_CONTRAST),
+            )
+            for group in SKIN_TYPE_GROUPS
+        }
+        for name in detectors
     }
     clinical = {name: LesionDetectionMetric() for name in detectors}
     visible = {name: LesionDetectionMetric(min_contrast=VISIBLE_MIN_CONTRAST) for name in detectors}
@@ -186,7 +202,8 @@ def evaluate_synthetic(
             metrics[name].update(detection.lesions, instance_map, classes, contrasts)
             group = skin_type_group(int(item.get("skin_type", 0)))
             if group is not None:
-                by_skin_type[name][group].update(detection.lesions, instance_map, classes)
+                for group_metric in by_skin_type[name][group]:
+                    group_metric.update(detection.lesions, instance_map, classes, contrasts)
             visible[name].update(detection.lesions, instance_map, classes, contrasts)
             if "mm_per_px" in item:
                 mm_per_px = float(item["mm_per_px"])
@@ -213,9 +230,9 @@ def evaluate_synthetic(
         out[name]["visible_lesions"] = summary(visible[name])
         threshold = float(figures["score_threshold_at"])
         out[name]["by_skin_type"] = {
-            group: subgroup_summary(metric, threshold)
-            for group, metric in by_skin_type[name].items()
-            if metric.n_images
+            group: subgroup_summary(every, visible_only, threshold)
+            for group, (every, visible_only) in by_skin_type[name].items()
+            if every.n_images
         }
         if clinical[name].n_images:
             out[name]["lesions_from_2mm"] = summary(clinical[name])

@@ -245,3 +245,7 @@ def test_figures_by_skin_type_at_the_operating_point_of_all_photos() -> None:
     assert groups["III-IV"]["recall_at_operating_point"] == 1.0
     assert groups["V-VI"]["recall_at_operating_point"] == 0.0
     assert groups["V-VI"]["fp_per_image_at_operating_point"] == 0.0
+    # the toy lesions stand out from their skin: all visible, found or missed alike
+    assert all(groups[g]["share_visible"] == 1.0 for g in groups)
+    assert groups["I-II"]["recall_visible_at_operating_point"] == 1.0
+    assert groups["V-VI"]["recall_visible_at_operating_point"] == 0.0
