@@ -42,10 +42,11 @@ AREA_RATIO_SHRINK = 1.0 / 1.3
 DELTA_E_CHANGE = 10.0
 P_MALIGNANT_CHANGE = 0.2
 CHANGE_RULE = (
-    f"changed = scale-corrected area ratio > {AREA_RATIO_GROWTH:g} or < {AREA_RATIO_SHRINK:.3f}, "
-    f"or CIEDE2000 colour difference of the lesion interiors (B white-balanced to A by the "
-    f"surrounding skin) > {DELTA_E_CHANGE:g}, or |p_malignant(B) - p_malignant(A)| > "
-    f"{P_MALIGNANT_CHANGE:g}"
+    f"changed = scale-corrected area ratio > {AREA_RATIO_GROWTH:g} or < {AREA_RATIO_SHRINK:.3f} "
+    f"(only when neither outline touches its photo's edge: the frame cuts a lesion there, so "
+    f"its area is not all seen), or CIEDE2000 colour difference of the lesion interiors (B "
+    f"white-balanced to A by the surrounding skin) > {DELTA_E_CHANGE:g}, or "
+    f"|p_malignant(B) - p_malignant(A)| > {P_MALIGNANT_CHANGE:g}"
 )
 
 
@@ -261,14 +262,24 @@ def _window(image: np.ndarray, lesion: Lesion) -> tuple[np.ndarray, np.ndarray]:
     return image[y0 : y0 + mask.shape[0], x0 : x0 + mask.shape[1]], mask
 
 
-def is_changed(area_ratio: float, delta_e: float, p_malignant_change: float) -> bool:
-    """The rule of CHANGE_RULE."""
+def is_changed(
+    area_ratio: float, delta_e: float, p_malignant_change: float, *, whole: bool = True
+) -> bool:
+    """The rule of CHANGE_RULE; ``whole``: both lesions lie wholly inside their photos (see
+    :func:`touches_edge`), without which their areas say nothing of a change."""
+    area_changed = area_ratio > AREA_RATIO_GROWTH or area_ratio < AREA_RATIO_SHRINK
     return bool(
-        area_ratio > AREA_RATIO_GROWTH
-        or area_ratio < AREA_RATIO_SHRINK
+        (whole and area_changed)
         or delta_e > DELTA_E_CHANGE
         or abs(p_malignant_change) > P_MALIGNANT_CHANGE
     )
+
+
+def touches_edge(lesion: Lesion, shape: tuple[int, ...]) -> bool:
+    """Whether a lesion's bbox reaches the edge of its (H, W, ...) photo: the photo may
+    show only part of it (bbox x1, y1 exclusive)."""
+    x0, y0, x1, y1 = lesion.bbox
+    return x0 <= 0 or y0 <= 0 or x1 >= shape[1] or y1 >= shape[0]
 
 
 # ----------------------------------------------------------------------------- matching
@@ -368,7 +379,12 @@ def match_lesions(
                 area_ratio=area_ratio,
                 delta_e=delta_e,
                 p_malignant_change=dp,
-                changed=is_changed(area_ratio, delta_e, dp),
+                changed=is_changed(
+                    area_ratio,
+                    delta_e,
+                    dp,
+                    whole=not (touches_edge(la, image_a.shape) or touches_edge(lb, image_b.shape)),
+                ),
             )
         )
         matched_a.add(la.id)

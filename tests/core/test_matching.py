@@ -7,13 +7,16 @@ import numpy as np
 import pytest
 
 from core.matching import (
+    AREA_RATIO_SHRINK,
     CHANGE_RULE,
     chain_identities,
     ciede2000,
     colour_change,
     field_of_view,
+    is_changed,
     match_lesions,
     split_by_field_of_view,
+    touches_edge,
 )
 from core.types import Lesion, LesionMatch
 
@@ -267,3 +270,20 @@ def test_the_nearer_lesion_wins_a_partner_two_lesions_can_reach() -> None:
     matches, new, gone = match_lesions(a, b, flow, paint(a), paint(b), use_consensus=False)
     assert [(m.a, m.b) for m in matches] == [(2, 7)]
     assert new == () and gone == (1,)
+
+
+def test_a_lesion_the_frame_cuts_is_not_changed_by_its_area() -> None:
+    # a mole at the bottom edge; the next photo was framed 10 px higher, so it cuts more of it
+    a = [disc_lesion(1, 300, 385, 20)]
+    b = [disc_lesion(1, 300, 395, 20)]
+    assert touches_edge(a[0], (400, 600)) and touches_edge(b[0], (400, 600, 3))
+    assert not touches_edge(disc_lesion(2, 300, 200, 20), (400, 600))
+    flow = translation((400, 600), 0, 10)
+    m, _, _ = match_lesions(a, b, flow, paint(a), paint(b))
+    assert m[0].area_ratio < AREA_RATIO_SHRINK  # the part still in view shrank...
+    assert not m[0].changed  # ...which says nothing of the lesion
+    # its colour and p_malignant still count
+    darker = paint(b, colour=(40, 20, 20))
+    assert match_lesions(a, b, flow, paint(a), darker)[0][0].changed
+    assert is_changed(0.5, 0.0, 0.0) and not is_changed(0.5, 0.0, 0.0, whole=False)
+    assert is_changed(0.5, 0.0, 0.3, whole=False)
