@@ -275,10 +275,10 @@ def is_changed(
     )
 
 
-def touches_edge(lesion: Lesion, shape: tuple[int, ...]) -> bool:
-    """Whether a lesion's bbox reaches the edge of its (H, W, ...) photo: the photo may
-    show only part of it (bbox x1, y1 exclusive)."""
-    x0, y0, x1, y1 = lesion.bbox
+def touches_edge(bbox: Sequence[float], shape: Sequence[int]) -> bool:
+    """Whether a lesion's bbox (x0, y0, x1, y1; x1, y1 exclusive) reaches the edge of its
+    (H, W, ...) photo: the photo may show only part of the lesion."""
+    x0, y0, x1, y1 = bbox
     return x0 <= 0 or y0 <= 0 or x1 >= shape[1] or y1 >= shape[0]
 
 
@@ -383,7 +383,9 @@ def match_lesions(
                     area_ratio,
                     delta_e,
                     dp,
-                    whole=not (touches_edge(la, image_a.shape) or touches_edge(lb, image_b.shape)),
+                    whole=not (
+                        touches_edge(la.bbox, image_a.shape) or touches_edge(lb.bbox, image_b.shape)
+                    ),
                 ),
             )
         )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.matching import touches_edge
 from core.types import Lesion
 from lesionviewer.store.models import UNCERTAIN_MATCH_CONFIDENCE
 
@@ -180,6 +181,15 @@ def is_faint_change(link: CompareLink) -> bool:
     return link.level == "changed" and is_faint(link.b)
 
 
+def cut_by_the_frame(link: CompareLink, data: CompareData) -> bool:
+    """Whether either photo's frame cuts the lesion (its outline touches the edge): its area
+    ratio then compares parts, and core.matching's change rule leaves the area out."""
+    for mark, photo in ((link.a, data.photo_a), (link.b, data.photo_b)):
+        if photo.size is not None and touches_edge(mark.bbox, photo.size[::-1]):
+            return True
+    return False
+
+
 def is_uncertain(link: CompareLink) -> bool:
     """Whether a match needs a look: drawn dotted, listed for a check (see
     :data:`lesionviewer.store.models.UNCERTAIN_MATCH_CONFIDENCE`)."""
@@ -221,6 +231,8 @@ def flagged_items(data: CompareData) -> list[FlagItem]:
             reason, reason.upper()
         )
         text = f"{b.label}  {label}, area x{link.area_ratio:.2f}, "
+        if cut_by_the_frame(link, data):
+            text += "cut by the photo's edge, "
         if reason == "faint change":
             text += f"P(lesion) {link.a.score:.2f} -> {b.score:.2f}, "
         text += f"p malignant {b.p_malignant:.2f} ({link.p_malignant_change:+.2f})"

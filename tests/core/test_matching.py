@@ -276,8 +276,8 @@ def test_a_lesion_the_frame_cuts_is_not_changed_by_its_area() -> None:
     # a mole at the bottom edge; the next photo was framed 10 px higher, so it cuts more of it
     a = [disc_lesion(1, 300, 385, 20)]
     b = [disc_lesion(1, 300, 395, 20)]
-    assert touches_edge(a[0], (400, 600)) and touches_edge(b[0], (400, 600, 3))
-    assert not touches_edge(disc_lesion(2, 300, 200, 20), (400, 600))
+    assert touches_edge(a[0].bbox, (400, 600)) and touches_edge(b[0].bbox, (400, 600, 3))
+    assert not touches_edge(disc_lesion(2, 300, 200, 20).bbox, (400, 600))
     flow = translation((400, 600), 0, 10)
     m, _, _ = match_lesions(a, b, flow, paint(a), paint(b))
     assert m[0].area_ratio < AREA_RATIO_SHRINK  # the part still in view shrank...

@@ -341,3 +341,17 @@ def test_a_change_seen_only_faintly_comes_after_the_confident_alarms(
     line = view.scene_view.lines[(faint.a.observation_id, faint.b.observation_id)]
     assert line.pen().color() == LINE_COLORS["changed"].lighter(130)
     shot(view, "compare_view_faint_change.png")
+
+
+def test_a_match_the_frame_cuts_says_so(tmp_path) -> None:
+    data = _comparison(tmp_path)
+    stable, changed = data.links
+    width, height = data.photo_b.size
+    at_edge = replace(changed, b=replace(changed.b, bbox=(width - 20, 150, width, 170)))
+    items = flagged_items(replace(data, links=(stable, at_edge)))
+    texts = {f.mark_b.label: f.text for f in items if f.mark_b is not None and f.mark_a}
+    assert "cut by the photo's edge" in texts[at_edge.b.label]
+    assert "cut by the photo's edge" not in texts[stable.b.label]
+    # unknown photo sizes: nothing is claimed
+    unknown = replace(data, photo_b=replace(data.photo_b, size=None), links=(stable, at_edge))
+    assert not any("edge" in f.text for f in flagged_items(unknown))
