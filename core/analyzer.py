@@ -19,7 +19,7 @@ import numpy as np
 
 from core.device import RuntimeDevice, choose_device
 from core.errors import Cancelled, ModelError
-from core.memory import avoid_hugepage_stalls
+from core.memory import avoid_hugepage_stalls, reuse_freed_memory
 from core.multiscale import analysis_scales, multiscale_probabilities
 from core.postprocess import PostprocessConfig, find_lesions
 from core.resources import models_dir
@@ -174,6 +174,7 @@ class Analyzer:
         backend: str = "torch",
     ) -> None:
         avoid_hugepage_stalls()  # full-resolution arrays: see core.memory
+        reuse_freed_memory()  # no page-fault churn between layers and tiles: see core.memory
         self._device = device
         self._backend = backend
         self._detector = prepare_for_inference(detector, device) if backend == "torch" else detector

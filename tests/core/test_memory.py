@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from core.memory import NUMPY_HUGEPAGE_ENV, avoid_hugepage_stalls
+from core import memory
+from core.memory import MALLOC_ENV, NUMPY_HUGEPAGE_ENV, avoid_hugepage_stalls
 
 multiarray = np._core.multiarray
 
@@ -29,3 +36,53 @@ def test_a_users_explicit_choice_stands(monkeypatch, restore_advice) -> None:
     multiarray._set_madvise_hugepage(True)
     assert avoid_hugepage_stalls() is False
     assert multiarray._get_madvise_hugepage() is True
+
+
+#: run in a fresh process, so that its allocator starts from glibc's defaults
+_CONV_FAULTS = """
+import resource, sys
+import torch
+from core.memory import reuse_freed_memory
+print(reuse_freed_memory() if sys.argv[1] == "reuse" else False)
+torch.set_num_threads(1)
+convs = [torch.nn.Conv2d(16 if i else 3, 16, 3, padding=1) for i in range(4)]
+net = torch.nn.Sequential(*convs).eval()
+x = torch.rand(1, 3, 384, 384)
+with torch.inference_mode():
+    net(x), net(x)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(5):
+        net(x)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) // 5)
+"""
+
+
+def _faults_per_pass(mode: str) -> tuple[bool, int]:
+    env = {k: v for k, v in os.environ.items() if k not in MALLOC_ENV}
+    out = subprocess.run(
+        [sys.executable, "-c", _CONV_FAULTS, mode],
+        capture_output=True, text=True, check=True, env=env, cwd=Path(__file__).parents[2],
+    ).stdout.split()  # fmt: skip
+    return out[0] == "True", int(out[1])
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+    reason="a glibc setting",
+)
+def test_freed_blocks_are_reused_instead_of_faulted_in_again() -> None:
+    # a small network's layer outputs (9 MB each) are freed and allocated again every pass
+    default_faults = _faults_per_pass("default")[1]
+    in_force, reuse_faults = _faults_per_pass("reuse")
+    assert in_force
+    assert default_faults > 1000 and reuse_faults < default_faults / 20
+
+
+def test_the_users_malloc_settings_stand(monkeypatch) -> None:
+    monkeypatch.setattr(memory, "_reusing", None)
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
+    assert memory.reuse_freed_memory() is False
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
+    monkeypatch.setattr(memory, "_reusing", None)
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=65536")
+    assert memory.reuse_freed_memory() is False
