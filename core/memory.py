@@ -49,8 +49,10 @@ def avoid_hugepage_stalls() -> bool:
 #: glibc's mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
-#: blocks up to this come from the heap and are reused (glibc's largest allowed value on
-#: 64-bit systems); larger ones are still mapped and unmapped one by one
+#: blocks up to this come from the heap and are reused: the ceiling glibc's own dynamic
+#: threshold may reach on 64-bit systems. Larger blocks (a whole photo) are still mapped and
+#: unmapped one by one: keeping them too (a 1 GB threshold) raised a 12 MP analysis's peak
+#: memory by 31 MB for no measurable gain (1.049 s against 1.05 s)
 MMAP_THRESHOLD_BYTES = 32 << 20
 #: free memory kept at the top of the heap before it is given back to the kernel
 TRIM_THRESHOLD_BYTES = 1 << 30
