@@ -13,7 +13,7 @@ import numpy as np
 
 from core.matching import touches_edge
 from core.types import Lesion
-from lesionviewer.store.models import UNCERTAIN_MATCH_CONFIDENCE
+from lesionviewer.store.models import FAINT_SCORE, UNCERTAIN_MATCH_CONFIDENCE
 
 #: p_malignant at or above which a lesion is drawn and flagged as malignant.
 MALIGNANT_THRESHOLD = 0.5
@@ -98,17 +98,6 @@ class PhotoData:
                 return m
         return None
 
-
-#: A detection whose score (P(lesion)) is under this is "faint": a new lesion or a change
-#: that only faint detections show is listed as "faint new" / "faint change", after the
-#: confident alarms. On a later visit's photo, faint spots the earlier photo's detection did
-#: not reach, or a faint region that seems to grow, are more often a lighting, focus or
-#: garment-edge difference than a finding. The detector's scores are calibrated
-#: probabilities (its candidate verifier is Platt-scaled on validation photos, see
-#: training.calibration), so "faint" means what it says: more likely not a lesion than one.
-#: (Detector 1.7.0, uncalibrated, needed 0.1 here; 1.6.0, which scored regions by their peak
-#: P(lesion), 0.95.)
-FAINT_SCORE = 0.5
 
 #: How a matched lesion changed, worst first: the colour of its line in the compare view.
 CHANGE_LEVELS = ("changed", "watch", "stable")

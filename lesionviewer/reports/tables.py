@@ -3,7 +3,10 @@
 A lesion is flagged when it is new (first seen at a later visit), changed (its link
 from the previous visit says so), likely malignant (effective class malignant, i.e.
 p_malignant >= HIGH_P_MALIGNANT or a clinician's class), or linked to the previous visit
-by an uncertain match (a link of low confidence: check it is the same lesion).
+by an uncertain match (a link of low confidence: check it is the same lesion). A new or
+changed lesion that the detector found only faintly (P(lesion) under
+``lesionviewer.store.models.FAINT_SCORE``, like the compare view's "NEW?" and "CHANGED?,
+faint") is flagged "faint" too and listed after the confident alarms.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ FLAG_NEW = "new"
 FLAG_CHANGED = "changed"
 FLAG_MALIGNANT = "high p_malignant"
 FLAG_UNCERTAIN = "uncertain match"
+FLAG_FAINT = "faint"
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,8 @@ class LesionRow:
     area_px: pixels; score, p_malignant in [0, 1]; area_ratio (this / previous visit),
     delta_e (colour change) and p_malignant_change (this - previous) are None when there
     is no previous observation. flags: subset of ('new', 'changed', 'high p_malignant',
-    'uncertain match').
+    'uncertain match', 'faint'); 'faint' only beside 'new' or 'changed', for a detection
+    scored under ``lesionviewer.store.models.FAINT_SCORE``.
     """
 
     label: str
@@ -93,8 +98,11 @@ class ReportData:
 
 
 def _sort_key(row: LesionRow) -> tuple:
+    """Flagged first, faint ones after the confident, then by number of alarms."""
     number = int(row.label[1:]) if row.label[1:].isdigit() else 0
-    return (not row.flagged, -len(row.flags), -row.p_malignant, row.visit_date, number)
+    faint = FLAG_FAINT in row.flags
+    alarms = len(row.flags) - faint
+    return (not row.flagged, faint, -alarms, -row.p_malignant, row.visit_date, number)
 
 
 def collect_report(
@@ -140,6 +148,8 @@ def collect_report(
                     flags.append(FLAG_MALIGNANT)
                 if link is not None and link.uncertain:
                     flags.append(FLAG_UNCERTAIN)
+                if obs.faint and (FLAG_NEW in flags or FLAG_CHANGED in flags):
+                    flags.append(FLAG_FAINT)
                 rows.append(
                     LesionRow(
                         label=obs.lesion_label,

@@ -13,6 +13,17 @@ from pathlib import Path
 #: p_malignant at or above which an observation counts as malignant (when no override).
 MALIGNANT_THRESHOLD = 0.5
 
+#: A detection whose score (P(lesion)) is under this is "faint": a new lesion or a change
+#: that only faint detections show is listed after the confident alarms (the compare view's
+#: "NEW?" / "CHANGED?, faint") and flagged "faint" in reports. On a later visit's photo,
+#: faint spots the earlier photo's detection did not reach, or a faint region that seems to
+#: grow, are more often a lighting, focus or garment-edge difference than a finding. The
+#: detector's scores are calibrated probabilities (its candidate verifier is Platt-scaled on
+#: validation photos, see training.calibration), so "faint" means what it says: more likely
+#: not a lesion than one. (Detector 1.7.0, uncalibrated, needed 0.1 here; 1.6.0, which
+#: scored regions by their peak P(lesion), 0.95.)
+FAINT_SCORE = 0.5
+
 #: A link whose confidence (see core.matching.match_lesions) is under this is an uncertain
 #: match, for a clinician to check: matches the flow carried within half the distance gate
 #: score above it; the second look's matches (a lesion carried beyond the gate, where the
@@ -145,6 +156,11 @@ class Observation:
         if self.class_override is not None:
             return self.class_override == "malignant"
         return self.p_malignant >= MALIGNANT_THRESHOLD
+
+    @property
+    def faint(self) -> bool:
+        """A detection scored under :data:`FAINT_SCORE`; a clinician's outline never is."""
+        return self.source != "manual" and self.score < FAINT_SCORE
 
     @property
     def class_name(self) -> str:

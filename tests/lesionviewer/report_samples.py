@@ -34,17 +34,18 @@ def skin_photo(path: Path, seed: int, spots: list[tuple[int, int, int]], *, gps:
 
 
 def filled_store(
-    data_dir: Path, work: Path, *, uncertain: tuple[int, ...] = ()
+    data_dir: Path, work: Path, *, uncertain: tuple[int, ...] = (), new_score: float = 0.9
 ) -> tuple[Store, int, list[int]]:
     """Returns (store, patient id, [photo id visit 1, photo id visit 2]); the tracking's
-    matches of the visit-1 lesion ids in ``uncertain`` have a low confidence."""
+    matches of the visit-1 lesion ids in ``uncertain`` have a low confidence; the new lesion
+    of visit 2 (L3) was detected with score ``new_score``."""
     store = Store.open(data_dir, actor="tester")
     patient = store.add_patient(NAME, record_number=RECORD, birth_date=BIRTH, sex="F")
     lesions_a = [square_lesion(1, 40, 40, 16, p_malignant=0.2), square_lesion(2, 150, 60, 14)]
     lesions_b = [
         square_lesion(1, 42, 42, 18, p_malignant=0.7),
         square_lesion(2, 151, 61, 14),
-        square_lesion(3, 100, 120, 12, p_malignant=0.1),
+        square_lesion(3, 100, 120, 12, score=new_score, p_malignant=0.1),
     ]
     photo_ids = []
     for i, (date, lesions) in enumerate([("2023-03-01", lesions_a), ("2024-03-01", lesions_b)]):

@@ -16,6 +16,14 @@ from lesionviewer.reports.deidentify import has_metadata
 from tests.lesionviewer.report_samples import BIRTH, NAME, RECORD, filled_store
 
 
+@pytest.fixture(autouse=True)
+def _widgets_application(qapp):
+    """pytest-qt's QApplication before any PDF is written: the PDF writer makes a bare
+    QGuiApplication when none exists, and widget tests run after it in this process would
+    then abort (a QWidget needs a QApplication)."""
+    yield qapp
+
+
 @pytest.fixture
 def filled(tmp_path: Path):
     store, patient_id, photos = filled_store(tmp_path / "data", tmp_path)
@@ -49,6 +57,20 @@ def test_a_lesion_linked_by_an_uncertain_match_is_flagged_for_a_check(tmp_path: 
     assert later["L2"].flags == ("uncertain match",)
     assert later["L1"].flags == ("changed", "high p_malignant")  # a sure match: unchanged
     assert [r.label for r in rows[:4]] == ["L1", "L2", "L3", "L4"]  # flagged ones first
+
+
+def test_a_faint_new_lesion_is_flagged_faint_after_the_confident_alarms(tmp_path: Path) -> None:
+    store, patient_id, _ = filled_store(tmp_path / "data", tmp_path, new_score=0.3)
+    try:
+        rows = collect_report(store, patient_id).rows
+    finally:
+        store.close()
+    later = {r.label: r for r in rows if r.visit_date == "2024-03-01"}
+    assert later["L3"].flags == ("new", "faint") and later["L3"].score == pytest.approx(0.3)
+    assert later["L1"].flags == ("changed", "high p_malignant")  # confident: no "faint"
+    # flagged first, the faint one after the confident ones (L4: a clinician's new outline)
+    assert [r.label for r in rows[:3]] == ["L1", "L4", "L3"]
+    assert not any(r.flagged for r in rows[3:])
 
 
 def test_csv_and_json_round_trip(filled, tmp_path: Path) -> None:
