@@ -134,12 +134,15 @@ class CompareScene(QGraphicsView):
             line = scene.addLine(p_a.x(), p_a.y(), p_b.x(), p_b.y(), pen)
             line.setZValue(2.5)  # under the outlines and numbers
             self.lines[(link.a.observation_id, link.b.observation_id)] = line
-        confident = tuple(m for m in data.new_in_b if not is_faint(m))
-        faint = tuple(m for m in data.new_in_b if is_faint(m))
+        new = tuple(m for m in data.new_in_b if not is_faint(m))
+        faint_new = tuple(m for m in data.new_in_b if is_faint(m))
+        gone = tuple(m for m in data.gone_from_a if not is_faint(m))
+        faint_gone = tuple(m for m in data.gone_from_a if is_faint(m))
         for side, marks, color, text in (
-            ("b", confident, NEW_COLOR, "NEW"),
-            ("b", faint, NEW_COLOR.lighter(130), "NEW?"),
-            ("a", data.gone_from_a, GONE_COLOR, "GONE"),
+            ("b", new, NEW_COLOR, "NEW"),
+            ("b", faint_new, NEW_COLOR.lighter(130), "NEW?"),
+            ("a", gone, GONE_COLOR, "GONE"),
+            ("a", faint_gone, GONE_COLOR.lighter(130), "GONE?"),
             ("b", data.outside_view_of_a, OUT_OF_VIEW_COLOR, "NOT IN VIEW"),
             ("a", data.outside_view_of_b, OUT_OF_VIEW_COLOR, "NOT IN VIEW"),
         ):
@@ -222,6 +225,7 @@ class CompareView(QWidget):
         self.scene_view = CompareScene(self)
         self.title = QLabel("Choose two visits to compare")
         self.title.setStyleSheet("font-weight: bold")
+        self.title.setWordWrap(True)  # the counts run long in a narrow window: wrap, not clip
         self.flag_list = QListWidget()
         self.flag_list.setMinimumWidth(240)
         self.flag_list.setWordWrap(True)
@@ -296,6 +300,7 @@ class CompareView(QWidget):
                 "faint change": LINE_COLORS["changed"].lighter(130),
                 "malignant": QColor(235, 30, 30),
                 "gone": QColor(120, 120, 120),
+                "faint gone": QColor(120, 120, 120).lighter(130),
             }.get(flag.reason)
             if color is not None:
                 row.setForeground(QBrush(color.darker(130)))
@@ -303,6 +308,10 @@ class CompareView(QWidget):
         n_new, n_changed = len(data.new_in_b), sum(lk.level == "changed" for lk in data.links)
         n_faint = sum(is_faint(m) for m in data.new_in_b)
         n_faint_changed = sum(is_faint_change(lk) for lk in data.links)
+        n_faint_gone = sum(is_faint(m) for m in data.gone_from_a)
+        gone_text = f"{len(data.gone_from_a)} gone" + (
+            f" ({n_faint_gone} faint)" if n_faint_gone else ""
+        )
         n_hidden = len(data.outside_view_of_a) + len(data.outside_view_of_b)
         new_text = f"{n_new} new" + (f" ({n_faint} faint)" if n_faint else "")
         n_uncertain = sum(is_uncertain(lk) for lk in data.links)
@@ -311,7 +320,7 @@ class CompareView(QWidget):
         )
         self.title.setText(
             f"{data.photo_a.visit_label} -> {data.photo_b.visit_label} ({data.photo_b.body_site}): "
-            f"{matched_text}, {new_text}, {len(data.gone_from_a)} gone, "
+            f"{matched_text}, {new_text}, {gone_text}, "
             f"{n_changed} changed"
             + (f" ({n_faint_changed} faint)" if n_faint_changed else "")
             + (f", {n_hidden} outside the other photo" if n_hidden else "")

@@ -187,11 +187,11 @@ def is_uncertain(link: CompareLink) -> bool:
 
 def flagged_items(data: CompareData) -> list[FlagItem]:
     """Every lesion of a comparison, flagged ones first: new, changed, high p_malignant,
-    then faint new ones and faint changes (the later photo's P(lesion) under
-    :data:`FAINT_SCORE`) and uncertain matches otherwise stable (:func:`is_uncertain`), then
-    gone, then the rest, then lesions the other photo does not show (ordered by p_malignant,
-    highest first, within a group). An uncertain match that is changed or malignant keeps
-    its rank and says it is uncertain."""
+    then uncertain matches otherwise stable (:func:`is_uncertain`), faint new ones and faint
+    changes (the later photo's P(lesion) under :data:`FAINT_SCORE`), then gone (faint ones,
+    the earlier photo's P(lesion) under it, last), then the rest, then lesions the other
+    photo does not show (ordered by p_malignant, highest first, within a group). An
+    uncertain match that is changed or malignant keeps its rank and says it is uncertain."""
     items: list[FlagItem] = []
     for m in data.new_in_b:
         if not is_faint(m):
@@ -229,7 +229,11 @@ def flagged_items(data: CompareData) -> list[FlagItem]:
             text += f", uncertain match of {link.a.label} (confidence {link.confidence:.2f})"
         items.append(FlagItem(rank, reason, text, link.a, b))
     for m in data.gone_from_a:
-        items.append(FlagItem(4, "gone", f"{m.label}  GONE", m, None))
+        if is_faint(m):  # a faint earlier detection not seen again: most likely never a lesion
+            text = f"{m.label}  GONE?, faint: P(lesion) {m.score:.2f}"
+            items.append(FlagItem(4, "faint gone", text, m, None))
+        else:
+            items.append(FlagItem(4, "gone", f"{m.label}  GONE", m, None))
     for m in data.outside_view_of_a:
         text = f"{m.label}  not in the earlier photo's view, p malignant {m.p_malignant:.2f}"
         items.append(FlagItem(7, "out of view", text, None, m))
@@ -242,7 +246,8 @@ def flagged_items(data: CompareData) -> list[FlagItem]:
         mark = item.mark_b or item.mark_a
         return mark.p_malignant if mark is not None else 0.0
 
-    items.sort(key=lambda it: (it.rank, -p_of(it)))
+    # within a rank, the confident before the faint
+    items.sort(key=lambda it: (it.rank, it.reason.startswith("faint"), -p_of(it)))
     return items
 
 

@@ -355,3 +355,20 @@ def test_a_match_the_frame_cuts_says_so(tmp_path) -> None:
     # unknown photo sizes: nothing is claimed
     unknown = replace(data, photo_b=replace(data.photo_b, size=None), links=(stable, at_edge))
     assert not any("edge" in f.text for f in flagged_items(unknown))
+
+
+def test_a_faint_lesion_not_seen_again_is_gone_with_a_question_mark(
+    qtbot, workers, tmp_path
+) -> None:
+    data = _comparison(tmp_path)
+    confident_gone = data.gone_from_a[0]
+    faint_gone = replace(confident_gone, observation_id=95, label="L95", score=0.17)
+    faint_gone = replace(faint_gone, centroid=(60.0, 160.0))
+    data = replace(data, gone_from_a=(faint_gone, confident_gone))
+    items = flagged_items(data)
+    assert [f.reason for f in items] == ["new", "changed", "gone", "faint gone", "stable"]
+    assert items[3].text == "L95  GONE?, faint: P(lesion) 0.17"
+    view = _shown_comparison(qtbot, workers, data, len(items))
+    texts = [t.text() for t in view.scene_view.scene().items() if hasattr(t, "text")]
+    assert texts.count("GONE") == 1 and texts.count("GONE?") == 1
+    assert "2 gone (1 faint)" in view.title.text()
