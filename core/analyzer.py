@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from core.closeup import assess, lift_detection, resize_longer_side
 from core.device import RuntimeDevice, choose_device
 from core.errors import Cancelled, ModelError
 from core.memory import avoid_hugepage_stalls, reuse_freed_memory
@@ -100,6 +101,7 @@ _WHOLE_NUMBER_SETTINGS = (
     ("inference", "upsample_below_px"),
     ("inference", "max_enlarged_side_px"),
     ("inference", "mirror_below_px"),
+    ("inference", "closeup_side_px"),
 )
 
 
@@ -191,6 +193,8 @@ class Analyzer:
         # photos with a long side of at most this are also analysed mirrored (see
         # mirror_analysis; 0: never)
         self.mirror_below_px = int(inference.get("mirror_below_px", 0))
+        # close-ups are analysed reduced to this long side (see core.closeup; 0: not offered)
+        self.closeup_side_px = int(inference.get("closeup_side_px", 0))
         self.postprocess = PostprocessConfig.from_json(detector_meta.get("postprocess"))
         # the second stage (core.verification), when the detector has one
         self.verification = verification_settings(detector_meta)
@@ -314,13 +318,25 @@ class Analyzer:
         )
 
     def detect(
-        self, image: np.ndarray, *, progress: Progress | None = None, cancel: Cancel | None = None
+        self,
+        image: np.ndarray,
+        *,
+        closeup: bool = False,
+        progress: Progress | None = None,
+        cancel: Cancel | None = None,
     ) -> Detection:
         """Heatmap and lesion regions of an (H, W, 3) uint8 RGB photo.
 
+        ``closeup``: the photo shows one lesion filling much of the frame, not a body
+        region; it is then analysed reduced to ``closeup_side_px`` (see :mod:`core.closeup`),
+        the result is given in the photo's own pixels and ``Detection.closeup`` holds the
+        verdict on the photographed lesion. ValueError when the detector's model.json has no
+        ``inference.closeup_side_px``.
         ``progress(fraction in [0, 1])`` is called as tiles finish; ``cancel()`` is polled
         between tile batches and raises :class:`core.errors.Cancelled` when it says True.
         """
+        if closeup:
+            return self._detect_closeup(image, progress=progress, cancel=cancel)
         coarse = self._coarse_probabilities(
             image, progress=_scaled(progress, 0.0, 0.9), cancel=cancel
         )
@@ -330,6 +346,19 @@ class Analyzer:
         if progress is not None:
             progress(1.0)
         return Detection(heatmap=coarse, lesions=lesions, model=self._detector_info)
+
+    def _detect_closeup(
+        self, image: np.ndarray, *, progress: Progress | None, cancel: Cancel | None
+    ) -> Detection:
+        _check_image(image, "image")
+        if self.closeup_side_px <= 0:
+            raise ValueError(
+                f"detector {self._detector_info.version} has no close-up setting "
+                "(model.json inference.closeup_side_px)"
+            )
+        reduced = resize_longer_side(image, self.closeup_side_px)
+        detection = self.detect(reduced, progress=progress, cancel=cancel)
+        return lift_detection(detection, *image.shape[:2], closeup=assess(detection))
 
     def _lesions(self, image: np.ndarray, coarse: CoarseProbabilities) -> tuple:
         """Post-processing: the regions of the map, verified when the detector has a second

@@ -71,12 +71,36 @@ class CoarseHeatmap(Protocol):
     def upsample(self) -> np.ndarray: ...
 
 
+@dataclass(frozen=True)
+class CloseupAssessment:
+    """What a close-up of one lesion says about it (see :mod:`core.closeup`).
+
+    lesion_id: id of the region at the photo's centre, or None when no region was found.
+    p_malignant: that region's p_malignant, else the heatmap's over its central third.
+    analysed_size: (width, height) in pixels of the reduced photo the detector saw.
+    """
+
+    lesion_id: int | None
+    p_malignant: float
+    analysed_size: tuple[int, int]
+
+    def to_json(self) -> dict:
+        return {
+            "lesion_id": self.lesion_id,
+            "p_malignant": round(float(self.p_malignant), 4),
+            "read_from": "region" if self.lesion_id is not None else "heatmap centre",
+            "analysed_size": [int(v) for v in self.analysed_size],
+        }
+
+
 @dataclass(frozen=True, init=False, eq=False)
 class Detection:
     """Result of detection on one photo.
 
     heatmap: float32 (H, W, 3), per pixel (p background, p benign, p malignant), rows sum to 1.
     lesions: the post-processed lesion regions.
+    closeup: for a photo analysed as a close-up of one lesion, the verdict on that lesion;
+        None for a body photo.
 
     Built from a full heatmap or from a :class:`CoarseHeatmap`; from the latter the full
     heatmap (12 bytes a pixel) is upsampled on first access only, so that a caller that
@@ -86,13 +110,19 @@ class Detection:
     lesions: tuple[Lesion, ...]
     model: ModelInfo
     source: np.ndarray | CoarseHeatmap = field(repr=False)
+    closeup: CloseupAssessment | None = None
 
     def __init__(
-        self, heatmap: np.ndarray | CoarseHeatmap, lesions: tuple[Lesion, ...], model: ModelInfo
+        self,
+        heatmap: np.ndarray | CoarseHeatmap,
+        lesions: tuple[Lesion, ...],
+        model: ModelInfo,
+        closeup: CloseupAssessment | None = None,
     ) -> None:
         object.__setattr__(self, "source", heatmap)
         object.__setattr__(self, "lesions", lesions)
         object.__setattr__(self, "model", model)
+        object.__setattr__(self, "closeup", closeup)
 
     @cached_property
     def heatmap(self) -> np.ndarray:

@@ -43,8 +43,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from core.closeup import assess, resize_longer_side
 from core.errors import DataError
-from core.types import Detection, Lesion
+from core.types import Detection
 from training.detector_data import SHARED_DATA, synth_config
 from training.metrics import (
     LesionDetectionMetric,
@@ -248,38 +249,12 @@ def evaluate_synthetic(
 # ---------------------------------------------------------------------------- real
 
 
-def central_lesion(lesions: tuple[Lesion, ...], shape: tuple[int, int]) -> Lesion | None:
-    """The region containing the photo centre (largest if several), else the nearest one."""
-    if not lesions:
-        return None
-    h, w = shape
-    cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
-    containing = [
-        lesion
-        for lesion in lesions
-        if cv2.pointPolygonTest(lesion.contour.reshape(-1, 1, 2).astype(np.int32), (cx, cy), False)
-        >= 0
-    ]
-    if containing:
-        return max(containing, key=lambda lesion: lesion.area_px)
-    return min(lesions, key=lambda le: (le.centroid[0] - cx) ** 2 + (le.centroid[1] - cy) ** 2)
-
-
-def central_p_malignant(heatmap: np.ndarray) -> float:
-    """p_malignant read from the central third of a heatmap (sum p_mal / sum p_lesion)."""
-    h, w = heatmap.shape[:2]
-    centre = heatmap[h // 3 : h - h // 3, w // 3 : w - w // 3]
-    lesion = float(centre[..., 1:].sum(dtype=np.float64))
-    return float(centre[..., 2].sum(dtype=np.float64)) / lesion if lesion > 0 else 0.0
-
-
 def closeup_p_malignant(detect: DetectFn, image: np.ndarray) -> tuple[float, bool]:
-    """(p_malignant of the close-up's lesion, whether a region was found)."""
-    detection = detect(image)
-    lesion = central_lesion(detection.lesions, image.shape[:2])
-    if lesion is None:
-        return central_p_malignant(detection.heatmap), False
-    return float(lesion.p_malignant), True
+    """(p_malignant of the close-up's lesion, whether a region was found): read as
+    ``Analyzer.detect(closeup=True)`` reads it (:func:`core.closeup.assess`), on ``image``
+    already reduced."""
+    verdict = assess(detect(image))
+    return float(verdict.p_malignant), verdict.lesion_id is not None
 
 
 def pad_ufes_rows(root: Path, part: str) -> list[dict[str, str]]:
@@ -293,14 +268,6 @@ def pad_ufes_rows(root: Path, part: str) -> list[dict[str, str]]:
     with open(labels, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     return [r for r in rows if (r.get("patient_id") or "").strip() in patients]
-
-
-def resize_longer_side(image: np.ndarray, side: int) -> np.ndarray:
-    h, w = image.shape[:2]
-    scale = side / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    return cv2.resize(image, size, interpolation=interp)
 
 
 #: Longer sides tried by ``--closeup-side auto``: a close-up's lesion fills much of the frame,
@@ -414,12 +381,16 @@ def roc_plot(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], path: 
     plt.close(fig)
 
 
-def update_model_json(folder: Path, metrics: dict) -> str:
-    """Store ``metrics`` under model.json "metrics" (keeping "validation"), then re-check
-    that the weights still match the SHA-256 (raises ModelError otherwise)."""
+def update_model_json(folder: Path, metrics: dict, closeup_side_px: int | None = None) -> str:
+    """Store ``metrics`` under model.json "metrics" (keeping "validation") and, when given,
+    the close-up side chosen on the training patients as ``inference.closeup_side_px``
+    (what ``Analyzer.detect(closeup=True)`` uses); then re-check that the weights still
+    match the SHA-256 (raises ModelError otherwise)."""
     from core.model_folder import META_FILE, load_model_folder, read_model_meta
 
     meta = read_model_meta(folder)
+    if closeup_side_px is not None:
+        meta["inference"] = {**(meta.get("inference") or {}), "closeup_side_px": closeup_side_px}
     kept = meta.get("metrics", {}) if isinstance(meta.get("metrics"), dict) else {}
     meta["metrics"] = {**({"validation": kept["validation"]} if "validation" in kept else {})}
     meta["metrics"].update(metrics)
@@ -484,6 +455,11 @@ def run(args: argparse.Namespace) -> int:
     (args.out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     if args.update_model_json:
-        sha = update_model_json(args.model, {"evaluation": result})
+        closeups = result.get("real_closeups", {})
+        chosen = closeups.get("detector", {}).get(
+            "closeup_side_px", closeups.get("closeup_side_px")
+        )
+        side = chosen if isinstance(chosen, int) else None
+        sha = update_model_json(args.model, {"evaluation": result}, closeup_side_px=side)
         print(f"model.json updated; weights still match sha256 {sha[:12]}...")
     return 0

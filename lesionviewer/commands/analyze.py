@@ -1,4 +1,5 @@
-"""`lesionviewer analyze IMAGE... --json OUT [--overlay OUT] [--device D] [--model DIR]`.
+"""`lesionviewer analyze IMAGE... --json OUT [--overlay OUT] [--closeup] [--device D]
+[--model DIR]`.
 
 With one IMAGE, ``--json`` and ``--overlay`` name files. With several, they name
 folders (created if needed) that receive one ``<image stem>.json`` / ``<image stem>.png``
@@ -6,7 +7,15 @@ per image (``-2``, ``-3``... appended when stems repeat). Each JSON is::
 
     {"schema": 1, "image": {"width", "height"}, "model": {"name", "version", "sha256"},
      "lesions": [{"id", "centroid": [x, y], "bbox": [x0, y0, x1, y1], "area_px",
-                  "score", "p_malignant"}]}
+                  "score", "p_malignant"}],
+     "closeup": {"lesion_id", "p_malignant", "read_from", "analysed_size"}}
+
+``"closeup"`` is there only with ``--closeup``: the photos are close-ups of one lesion
+(a phone a few centimetres from the skin), not body regions. They are analysed reduced, as
+the detector's real close-up AUC was measured (see ``core.closeup``), and ``"closeup"``
+gives the photographed lesion's p_malignant: that of the region at the photo's centre
+(``lesion_id``), or read from the heatmap's centre (``lesion_id`` null) when no region was
+found. Coordinates are always the photo's own pixels.
 
 Bad input (missing, corrupt or unsupported photo; bad model folder; unusable device)
 prints one line naming the file and the reason, and the exit code is 2. With several
@@ -38,6 +47,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--overlay", metavar="OUT", help="overlay PNG file (one image) or folder (several)"
     )
     parser.add_argument(
+        "--closeup",
+        action="store_true",
+        help="the photos are close-ups of one lesion (a phone a few cm from the skin), "
+        "not body regions: analysed as the detector's close-up AUC was measured",
+    )
+    parser.add_argument(
         "--device",
         dest="analyze_device",
         choices=("auto", "cpu", "cuda"),
@@ -52,12 +67,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def detection_json(detection: Detection) -> dict:
     """The ``analyze`` JSON document (schema 1) of one detection."""
     height, width = detection.shape
-    return {
+    document = {
         "schema": SCHEMA,
         "image": {"width": int(width), "height": int(height)},
         "model": detection.model.to_json(),
         "lesions": [lesion.to_json() for lesion in detection.lesions],
     }
+    if detection.closeup is not None:
+        document["closeup"] = detection.closeup.to_json()
+    return document
+
+
+def _summary(detection: Detection) -> str:
+    """``8 lesions``; for a close-up ``2 regions, the central one p_malignant 0.43``."""
+    verdict, count = detection.closeup, len(detection.lesions)
+    if verdict is None:
+        return f"{count} lesions"
+    regions = f"{count} region{'' if count == 1 else 's'}"
+    where = "the central one" if verdict.lesion_id is not None else "the photo's centre"
+    return f"{regions}, {where} p_malignant {verdict.p_malignant:.2f}"
 
 
 def _write_json(path: Path, document: dict) -> None:
@@ -104,12 +132,20 @@ def run(args: argparse.Namespace) -> int:
     except (RuntimeError, ValueError) as exc:  # device unavailable or unknown
         print(f"lesionviewer: device {device}: {exc}", file=sys.stderr)
         return 2
+    if args.closeup and analyzer.closeup_side_px <= 0:
+        folder = args.model or "the shipped detector"
+        print(
+            f"lesionviewer: {folder}: has no close-up setting (model.json "
+            "inference.closeup_side_px), so --closeup cannot be used",
+            file=sys.stderr,
+        )
+        return 2
     status = 0
     for index, image_path in enumerate(images):
         written: list[Path] = []  # this image's outputs so far, removed if a later one fails
         try:
             image = load_photo(image_path)
-            detection = analyzer.detect(image)
+            detection = analyzer.detect(image, closeup=args.closeup)
             _write_json(json_paths[index], detection_json(detection))
             written.append(json_paths[index])
             if overlay_paths is not None:
@@ -125,5 +161,5 @@ def run(args: argparse.Namespace) -> int:
             print(f"lesionviewer: {image_path.name}: cannot write output ({exc})", file=sys.stderr)
             status = 2
             continue
-        print(f"{image_path.name}: {len(detection.lesions)} lesions -> {json_paths[index]}")
+        print(f"{image_path.name}: {_summary(detection)} -> {json_paths[index]}")
     return status

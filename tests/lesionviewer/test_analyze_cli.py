@@ -100,3 +100,31 @@ def test_bad_model_folder_exits_2(
     code = main(["analyze", str(photo), "--json", str(tmp_path / "o.json"), "--model", str(broken)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "broken" in err[0] and "JSON" in err[0]
+
+
+def test_closeup_reports_the_photographed_lesion_in_photo_pixels(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "closeup-detector"
+    make_model_folder(folder, seed=3, meta={"inference": {"closeup_side_px": 48}})
+    photo = _photo(tmp_path / "closeup.jpg", 300, 400)
+    out = tmp_path / "closeup.json"
+    args = ["analyze", str(photo), "--json", str(out), "--model", str(folder), "--closeup"]
+    assert main(args) == 0
+    doc = json.loads(out.read_text())
+    assert doc["image"] == {"width": 400, "height": 300}
+    verdict = doc["closeup"]
+    assert verdict["analysed_size"] == [48, 36]
+    assert 0 <= verdict["p_malignant"] <= 1
+    ids = [lesion["id"] for lesion in doc["lesions"]]
+    assert (verdict["lesion_id"] in ids) == (verdict["read_from"] == "region")
+    for lesion in doc["lesions"]:
+        x0, y0, x1, y1 = lesion["bbox"]
+        assert 0 <= x0 < x1 <= 400 and 0 <= y0 < y1 <= 300
+    assert "p_malignant" in capsys.readouterr().out
+    # a detector without the setting: one line, exit 2, nothing written
+    plain, without = tmp_path / "plain.json", tmp_path / "no-closeup"
+    make_model_folder(without, seed=3)
+    code = main(["analyze", str(photo), "--json", str(plain), "--model", str(without), "--closeup"])
+    assert code == 2 and not plain.exists()
+    assert "closeup_side_px" in capsys.readouterr().err.strip()

@@ -34,23 +34,6 @@ def _disk_lesion(i: int, cx: int, cy: int, r: int, score: float = 0.9, p_mal: fl
     )
 
 
-def test_central_lesion_prefers_the_one_over_the_centre() -> None:
-    off = _disk_lesion(1, 20, 20, 10)
-    over = _disk_lesion(2, 55, 45, 12)
-    assert ev.central_lesion((off, over), (100, 100)) is over
-    near = _disk_lesion(3, 60, 30, 5)
-    assert ev.central_lesion((off, near), (100, 100)) is near
-    assert ev.central_lesion((), (100, 100)) is None
-
-
-def test_central_p_malignant_reads_the_middle() -> None:
-    heat = np.zeros((30, 30, 3), np.float32)
-    heat[..., 0] = 1.0
-    heat[10:20, 10:20] = (0.2, 0.2, 0.6)
-    heat[0:5, 0:5] = (0.0, 1.0, 0.0)  # a benign corner does not count
-    assert ev.central_p_malignant(heat) == pytest.approx(0.75)
-
-
 def _oracle(dataset: ToyDetectionDataset):
     """A perfect detector for the toy photos: lesions straight from the instance maps."""
 
@@ -118,6 +101,11 @@ def test_update_model_json_keeps_validation_and_hash(tmp_path: Path) -> None:
     assert ev.update_model_json(tmp_path / "m", {"evaluation": {"x": 1}}) == sha
     _, meta = load_model_folder(tmp_path / "m")
     assert meta["metrics"] == {"validation": {"val_recall": 0.5}, "evaluation": {"x": 1}}
+    assert "closeup_side_px" not in (meta.get("inference") or {})
+    # the close-up side chosen on the training patients becomes the detector's setting
+    assert ev.update_model_json(tmp_path / "m", {"evaluation": {}}, closeup_side_px=160) == sha
+    _, meta = load_model_folder(tmp_path / "m")
+    assert meta["inference"]["closeup_side_px"] == 160
 
 
 def _fake_real_data(root: Path) -> None:
@@ -158,6 +146,7 @@ def test_run_end_to_end_on_toy_data(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert cv2.imread(str(tmp_path / "ev" / "roc.png")) is not None
     _, meta = load_model_folder(tmp_path / "m")  # hash still verified
     assert meta["metrics"]["evaluation"]["synthetic"]["seed"] == 9999
+    assert meta["inference"]["closeup_side_px"] == 96  # what detect(closeup=True) will use
     # auto: the side is chosen on the 6 training patients, then the 4 held out are scored
     args = parser.parse_args([*common, "--out", str(tmp_path / "ev2"), "--closeup-side", "auto"])
     assert ev.run(args) == 0
