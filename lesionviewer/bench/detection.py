@@ -101,12 +101,13 @@ def _flops_ratio(options: BenchOptions, folder: Path, note: str) -> list[Measure
     from torch.utils.flop_counter import FlopCounterMode
 
     from core.analyzer import Analyzer
+    from core.tiling import default_batch_size
 
     analyzer = Analyzer.load(options.device, detector=folder)
     device = analyzer.device
     model = analyzer._detector  # noqa: SLF001 (the prepared, BatchNorm-folded network)
-    batch_size = analyzer.batch_size or (8 if device.type == "cuda" else 2)
     tile = analyzer.tile_size
+    batch_size = analyzer.batch_size or default_batch_size(device.type == "cuda", tile, tile)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     x = torch.rand(batch_size, 3, tile, tile, device=device).contiguous(
         memory_format=torch.channels_last

@@ -9,8 +9,11 @@ import torch.nn.functional as F
 
 from core.errors import Cancelled
 from core.tiling import (
+    CPU_BATCH_PIXELS,
+    CUDA_BATCH_SIZE,
     CoarseProbabilities,
     axis_weights,
+    default_batch_size,
     mirror_averaged,
     plan_axis,
     tiled_heatmap,
@@ -67,6 +70,26 @@ def test_work_grows_linearly_with_pixels() -> None:
         return len(gx.starts) * len(gy.starts) * gx.size * gy.size
 
     assert 3.5 <= work(6000, 4000) / work(3000, 2000) <= 4.5
+
+
+def test_cpu_batches_stay_within_a_pixel_budget() -> None:
+    # a 12 MP photo's tiles: 1408 x 1088 two at a time, 2048 x 1568 one at a time
+    assert default_batch_size(False, 1088, 1408) == 2
+    assert default_batch_size(False, 1568, 2048) == 1
+    assert default_batch_size(False, 4000, 4000) == 1  # never none
+    assert default_batch_size(False, 256, 256) * 256 * 256 <= CPU_BATCH_PIXELS
+    assert default_batch_size(True, 1568, 2048) == CUDA_BATCH_SIZE
+
+
+def test_default_batches_give_the_same_map_as_single_tiles() -> None:
+    rng = np.random.default_rng(4)
+    image = rng.integers(0, 256, (200, 330, 3), dtype=np.uint8)
+    options = {"device": torch.device("cpu"), "tile_size": 96, "overlap": 32}
+    np.testing.assert_allclose(
+        tiled_heatmap(LocalModel(), image, **options),
+        tiled_heatmap(LocalModel(), image, batch_size=1, **options),
+        atol=1e-6,
+    )
 
 
 @pytest.mark.parametrize("shape", [(37, 53), (200, 330), (301, 129)])
