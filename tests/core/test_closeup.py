@@ -164,3 +164,15 @@ def test_a_detector_without_the_setting_refuses_closeups(tmp_path: Path) -> None
     analyzer = Analyzer.load("cpu", detector=tmp_path / "plain")
     with pytest.raises(ValueError, match="closeup_side_px"):
         analyzer.detect(_photo(64, 64), closeup=True)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 700), (500, 3), (97, 61)])
+def test_closeups_of_any_shape(closeup_analyzer: Analyzer, shape: tuple[int, int]) -> None:
+    photo = np.random.default_rng(0).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    detection = closeup_analyzer.detect(photo, closeup=True)
+    assert detection.shape == shape
+    assert detection.heatmap.shape == (*shape, 3)
+    np.testing.assert_allclose(detection.heatmap.sum(axis=2), 1.0, atol=1e-5)
+    for lesion in detection.lesions:
+        x0, y0, x1, y1 = lesion.bbox
+        assert 0 <= x0 < x1 <= shape[1] and 0 <= y0 < y1 <= shape[0]
