@@ -65,9 +65,10 @@ class AnalysisController(QObject):
         self.workers.submit("models", job, on_done=done, on_error=failed)
 
     # -- import ------------------------------------------------------------------------------
-    def import_files(self, visit_id: int, files: list[tuple[Path, str]]) -> None:
-        """Import (path, body site) pairs into a visit off the GUI thread."""
-        data_dir, chosen = self.session.data_dir, tuple((Path(p), s) for p, s in files)
+    def import_files(self, visit_id: int, files: list[tuple[Path, str, bool]]) -> None:
+        """Import (path, body site, close-up) rows into a visit off the GUI thread."""
+        data_dir = self.session.data_dir
+        chosen = tuple((Path(p), s, bool(c)) for p, s, c in files)
         self.status.job_started(f"importing {len(chosen)} photos")
 
         def done(ids: list[int]) -> None:

@@ -26,11 +26,13 @@ Cancel = Callable[[], bool]
 
 @dataclass(frozen=True)
 class PhotoJob:
-    """A stored photo to analyse: id, file and the SHA-256 that keys its heatmap."""
+    """A stored photo to analyse: id, file, the SHA-256 that keys its heatmap, and whether
+    it is a close-up of one lesion (analysed as one: see core.closeup)."""
 
     photo_id: int
     path: Path
     sha256: str
+    closeup: bool = False
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,7 @@ def run_analysis(
             def sub(fraction: float, i: int = i) -> None:
                 progress((i + float(fraction)) / steps, "")
 
-            detection = analyzer.detect(image, progress=sub, cancel=cancel)
+            detection = analyzer.detect(image, closeup=job.closeup, progress=sub, cancel=cancel)
             save_heatmap(data_dir, job.sha256, detection.heatmap)
             del image
             saved = store.save_detection(job.photo_id, detection)
@@ -162,9 +164,13 @@ def run_analysis(
 
 
 def import_photos(
-    data_dir: Path, visit_id: int, files: tuple[tuple[Path, str], ...], progress: Progress, cancel
+    data_dir: Path,
+    visit_id: int,
+    files: tuple[tuple[Path, str, bool], ...],
+    progress: Progress,
+    cancel,
 ) -> list[int]:
-    """Import ``files`` ((path, body site), ...) into a visit; returns the photo ids.
+    """Import ``files`` ((path, body site, close-up), ...) into a visit; returns the ids.
 
     Each file is decoded before it is stored. A refused file (corrupt, unsupported: a
     PhotoError naming it) stores nothing and the others are still imported, each complete
@@ -173,12 +179,12 @@ def import_photos(
     ids: list[int] = []
     problems: list[LesionViewerError] = []
     with Store.open(data_dir) as store:
-        for i, (path, site) in enumerate(files):
+        for i, (path, site, closeup) in enumerate(files):
             if cancel():
                 break
             progress(i / max(1, len(files)), f"importing {path.name}")
             try:
-                result = store.import_photo(visit_id, path, body_site=site)
+                result = store.import_photo(visit_id, path, body_site=site, closeup=closeup)
             except (PhotoError, DuplicatePhotoError) as exc:  # this file only: go on
                 problems.append(exc)
                 continue

@@ -1,4 +1,5 @@
-"""Import photos into a visit: pick by dialog or drag-and-drop, many at once, tag body sites."""
+"""Import photos into a visit: pick by dialog or drag-and-drop, many at once, tag body sites
+and say which photos are close-ups of one lesion rather than body regions."""
 
 from __future__ import annotations
 
@@ -59,6 +60,11 @@ def photo_files(paths: list[Path]) -> list[Path]:
     return found
 
 
+#: the "Kind" column's choices: a photo of a body region (the default) or a close-up of one
+#: lesion, analysed as one (see core.closeup)
+BODY_REGION, CLOSEUP = "body region", "close-up"
+
+
 def guess_site(path: Path) -> str:
     """A body site named in the file name ('back_2024.jpg' -> 'back'), else ''."""
     name = path.stem.lower().replace("-", " ").replace("_", " ")
@@ -69,7 +75,8 @@ def guess_site(path: Path) -> str:
 
 
 class ImportDialog(QDialog):
-    """A table of files with a body-site box each. ``chosen()`` after exec() is accepted."""
+    """A table of files with a body-site box and a kind box each. ``chosen()`` after exec()
+    is accepted."""
 
     def __init__(
         self, visit_label: str, paths: list[Path] | None = None, parent: QWidget | None = None
@@ -77,11 +84,13 @@ class ImportDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle(f"Import photos into visit {visit_label}")
         self.setAcceptDrops(True)
-        self.resize(620, 380)
+        self.resize(760, 380)
         hint = QLabel("Drop photos or folders here, or add them with the button.")
-        self.table = QTableWidget(0, 2)
-        self.table.setHorizontalHeaderLabels(["Photo", "Body site"])
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table = QTableWidget(0, 3)
+        self.table.setHorizontalHeaderLabels(["Photo", "Body site", "Kind"])
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.add_button = QPushButton("Add photos...")
         self.remove_button = QPushButton("Remove")
@@ -113,7 +122,7 @@ class ImportDialog(QDialog):
 
     def add_paths(self, paths: list[Path]) -> int:
         """Add photo files (folders are opened); returns how many new rows were added."""
-        present = {str(p) for p, _ in self.chosen()}
+        present = {str(p) for p, _, _ in self.chosen()}
         added = 0
         for path in photo_files([Path(p) for p in paths]):
             if str(path) in present:
@@ -130,6 +139,13 @@ class ImportDialog(QDialog):
             site.addItems(BODY_SITES)
             site.setCurrentText(guess_site(path) or self.all_site.currentText())
             self.table.setCellWidget(row, 1, site)
+            kind = QComboBox()
+            kind.addItems([BODY_REGION, CLOSEUP])
+            kind.setToolTip(
+                "A close-up shows one lesion filling much of the frame (a phone a few cm "
+                "from the skin): it is analysed as one, and not tracked against other photos."
+            )
+            self.table.setCellWidget(row, 2, kind)
             present.add(str(path))
             added += 1
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(
@@ -141,12 +157,16 @@ class ImportDialog(QDialog):
         for row in range(self.table.rowCount()):
             self.table.cellWidget(row, 1).setCurrentText(site)
 
-    def chosen(self) -> list[tuple[Path, str]]:
-        """(file, body site) of every row, in order."""
+    def set_closeup(self, row: int, closeup: bool) -> None:
+        self.table.cellWidget(row, 2).setCurrentText(CLOSEUP if closeup else BODY_REGION)
+
+    def chosen(self) -> list[tuple[Path, str, bool]]:
+        """(file, body site, whether it is a close-up) of every row, in order."""
         out = []
         for row in range(self.table.rowCount()):
             path = Path(self.table.item(row, 0).data(Qt.ItemDataRole.UserRole))
-            out.append((path, self.table.cellWidget(row, 1).currentText().strip()))
+            site = self.table.cellWidget(row, 1).currentText().strip()
+            out.append((path, site, self.table.cellWidget(row, 2).currentText() == CLOSEUP))
         return out
 
     def _browse(self) -> None:

@@ -86,7 +86,7 @@ class PhotoPanel(QWidget):
     def show_photo(self, photo: PhotoData) -> None:
         """Load ``photo`` off the GUI thread and show it; a newer call wins."""
         self._pending = photo
-        self.title.setText(f"{photo.visit_label} - {photo.body_site} - loading...")
+        self.title.setText(photo.caption("loading..."))
         self._workers.submit(
             "photo-view",
             lambda progress, cancel: prepare_photo(photo, progress, cancel),
@@ -98,8 +98,7 @@ class PhotoPanel(QWidget):
         if photo is None or photo.photo_id != loaded.photo_id:
             return
         self.view.set_photo(photo, loaded)
-        n = len(photo.marks)
-        self.title.setText(f"{photo.visit_label} - {photo.body_site} - {n} lesions")
+        self.title.setText(photo.caption(f"{len(photo.marks)} lesions"))
         self.outline_button.setEnabled(True)
         self.heatmap_button.setEnabled(loaded.heatmap is not None)
         if loaded.heatmap is None:
@@ -112,9 +111,7 @@ class PhotoPanel(QWidget):
         if self.view.photo is not None and self.view.photo.photo_id == photo.photo_id:
             self._pending = photo
             self.view.set_marks(photo.marks)
-            self.title.setText(
-                f"{photo.visit_label} - {photo.body_site} - {len(photo.marks)} lesions"
-            )
+            self.title.setText(photo.caption(f"{len(photo.marks)} lesions"))
 
     def show_lesion(self, mark: LesionMark) -> None:
         """Zoom to a lesion and highlight it."""

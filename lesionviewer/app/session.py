@@ -65,7 +65,7 @@ class AppSession(QObject):
     # -- what to analyse -------------------------------------------------------------------
     def photo_job(self, photo_id: int) -> PhotoJob:
         photo = self.store.get_photo(photo_id)
-        return PhotoJob(photo.id, photo.path, photo.sha256)
+        return PhotoJob(photo.id, photo.path, photo.sha256, closeup=photo.closeup)
 
     def pairs_around(self, visit_id: int) -> tuple[PairJob, ...]:
         """Same-site photo pairs between a visit and its neighbours (before and after)."""

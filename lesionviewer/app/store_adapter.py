@@ -13,6 +13,7 @@ import numpy as np
 
 from lesionviewer.app.heatmap_cache import cache_path
 from lesionviewer.app.view_data import (
+    CloseupVerdict,
     CompareData,
     CompareLink,
     HistoryEntry,
@@ -23,7 +24,7 @@ from lesionviewer.app.view_data import (
     VisitSummary,
     change_level,
 )
-from lesionviewer.store import Observation, PatientRecord, Photo, Store, TrackLink
+from lesionviewer.store import Analysis, Observation, PatientRecord, Photo, Store, TrackLink
 
 
 def mark_from_observation(obs: Observation) -> LesionMark:
@@ -43,8 +44,34 @@ def mark_from_observation(obs: Observation) -> LesionMark:
     )
 
 
+def closeup_verdict(
+    analysis: Analysis | None, observations: tuple[Observation, ...]
+) -> CloseupVerdict | None:
+    """The verdict of a close-up's latest detection, its central region named by the label
+    of the observation that detection made of it (or "the central region" where the
+    clinician's own outline took that region's place); None when not analysed as a
+    close-up."""
+    if analysis is None or analysis.closeup_p_malignant is None:
+        return None
+    label = None
+    if analysis.closeup_region is not None:
+        label = next(
+            (
+                o.lesion_label
+                for o in observations
+                if o.analysis_id == analysis.id and o.detection_index == analysis.closeup_region
+            ),
+            "the central region",
+        )
+    return CloseupVerdict(label, float(analysis.closeup_p_malignant))
+
+
 def photo_data(
-    photo: Photo, visit_label: str, observations: tuple[Observation, ...], data_dir: Path
+    photo: Photo,
+    visit_label: str,
+    observations: tuple[Observation, ...],
+    data_dir: Path,
+    closeup_analysis: Analysis | None = None,
 ) -> PhotoData:
     heatmap_file = cache_path(data_dir, photo.sha256)
     return PhotoData(
@@ -55,6 +82,8 @@ def photo_data(
         marks=tuple(mark_from_observation(o) for o in observations),
         size=(photo.width, photo.height),
         heatmap_file=heatmap_file if heatmap_file.is_file() else None,
+        closeup=photo.closeup,
+        closeup_verdict=closeup_verdict(closeup_analysis, observations),
     )
 
 
@@ -99,7 +128,13 @@ def open_patient(store: Store, patient_id: int) -> PatientView:
     visits = []
     for visit in record.visits:
         photos = tuple(
-            photo_data(p, visit.date, record.observations.get(p.id, ()), store.data_dir)
+            photo_data(
+                p,
+                visit.date,
+                record.observations.get(p.id, ()),
+                store.data_dir,
+                record.closeup_analyses.get(p.id),
+            )
             for p in record.photos.get(visit.id, ())
         )
         visits.append(VisitSummary(visit.id, visit.date, photos))
@@ -150,18 +185,21 @@ def compare_data(view: PatientView, photo_a_id: int, photo_b_id: int) -> Compare
 
 def matching_photo_pairs(view: PatientView, visit_a: int, visit_b: int) -> list[tuple[int, int]]:
     """Pairs (photo of visit A, photo of visit B) of the same body site, in import order;
-    when no site matches, the first photos of each visit."""
+    when no site matches, the first photos of each visit. Close-ups are never paired: the
+    tracker follows lesions across body photos, not one lesion across two close-ups."""
     va = next(v for v in view.visits if v.visit_id == visit_a)
     vb = next(v for v in view.visits if v.visit_id == visit_b)
+    photos_a = [p for p in va.photos if not p.closeup]
+    photos_b = [p for p in vb.photos if not p.closeup]
     pairs, used = [], set()
-    for pa in va.photos:
-        for pb in vb.photos:
+    for pa in photos_a:
+        for pb in photos_b:
             if pb.photo_id not in used and pb.body_site == pa.body_site:
                 pairs.append((pa.photo_id, pb.photo_id))
                 used.add(pb.photo_id)
                 break
-    if not pairs and va.photos and vb.photos:
-        pairs.append((va.photos[0].photo_id, vb.photos[0].photo_id))
+    if not pairs and photos_a and photos_b:
+        pairs.append((photos_a[0].photo_id, photos_b[0].photo_id))
     return pairs
 
 

@@ -88,7 +88,8 @@ class VisitTimeline(QWidget):
             font.setBold(True)
             item.setFont(0, font)
             for photo in visit.photos:
-                child = QTreeWidgetItem([photo.body_site, "", str(len(photo.marks))])
+                name = f"{photo.body_site} (close-up)" if photo.closeup else photo.body_site
+                child = QTreeWidgetItem([name, "", str(len(photo.marks))])
                 child.setData(0, VISIT_ROLE, visit.visit_id)
                 child.setData(0, PHOTO_ROLE, photo.photo_id)
                 child.setToolTip(0, photo.path.name)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from core.types import Detection, Lesion, Tracking
+from core.types import CloseupAssessment, Detection, Lesion, Tracking
 from lesionviewer.store import rows
 from lesionviewer.store.db import utc_now
 from lesionviewer.store.errors import StoreError
@@ -59,19 +59,27 @@ def _geometry(lesion: Lesion, analysis_id: int) -> dict[str, Any]:
     }
 
 
-def _insert_analysis(store: Store, photo_id: int, other: int | None, kind: str, model) -> int:
-    return store._insert(
-        "analysis",
-        {
-            "photo_id": photo_id,
-            "other_photo_id": other,
-            "kind": kind,
-            "model_name": model.name,
-            "model_version": model.version,
-            "model_sha256": model.sha256,
-            "created_at": utc_now(),
-        },
-    )
+def _insert_analysis(
+    store: Store,
+    photo_id: int,
+    other: int | None,
+    kind: str,
+    model,
+    closeup: CloseupAssessment | None = None,
+) -> int:
+    values = {
+        "photo_id": photo_id,
+        "other_photo_id": other,
+        "kind": kind,
+        "model_name": model.name,
+        "model_version": model.version,
+        "model_sha256": model.sha256,
+        "created_at": utc_now(),
+    }
+    if closeup is not None:
+        values["closeup_region"] = closeup.lesion_id
+        values["closeup_p_malignant"] = float(np.clip(closeup.p_malignant, 0.0, 1.0))
+    return store._insert("analysis", values)
 
 
 def _box(row: dict[str, Any]) -> tuple[int, int, int, int]:
@@ -87,8 +95,16 @@ def save_detection(store: Store, photo_id: int, detection: Detection) -> SavedDe
             f"detection of size {detection.shape[1]}x{detection.shape[0]} does not fit photo "
             f"{photo_id} ({photo['width']}x{photo['height']})",
         )
+    if bool(photo["closeup"]) != (detection.closeup is not None):
+        wanted = "a close-up" if photo["closeup"] else "a body photo"
+        raise StoreError(
+            store.db_path,
+            f"photo {photo_id} is {wanted}, but the detection was not analysed as one",
+        )
     with store.transaction():
-        analysis_id = _insert_analysis(store, photo_id, None, "detect", detection.model)
+        analysis_id = _insert_analysis(
+            store, photo_id, None, "detect", detection.model, detection.closeup
+        )
         existing = store._all("SELECT * FROM observation WHERE photo_id = ?", [photo_id])
         kept = [r for r in existing if r["source"] == "manual" or r["corrected"] or r["deleted"]]
         replaceable = [r for r in existing if r not in kept]

@@ -149,11 +149,23 @@ CREATE TABLE out_of_view (
 CREATE INDEX out_of_view_observation ON out_of_view(observation_id);
 """
 
+# Close-ups of one lesion (see core.closeup): analysed reduced, and the detection of such a
+# photo carries the verdict on the photographed lesion: the region at the photo's centre
+# (its detection index, as observation.detection_index; NULL when no region was found) and
+# its p_malignant.
+_M4_CLOSEUPS = """
+ALTER TABLE photo ADD COLUMN closeup INTEGER NOT NULL DEFAULT 0 CHECK (closeup IN (0, 1));
+ALTER TABLE analysis ADD COLUMN closeup_region INTEGER;
+ALTER TABLE analysis ADD COLUMN closeup_p_malignant REAL
+    CHECK (closeup_p_malignant IS NULL OR closeup_p_malignant BETWEEN 0 AND 1);
+"""
+
 #: (number, sql), in order. Append only.
 MIGRATIONS: list[tuple[int, str]] = [
     (1, _M1_PATIENTS_VISITS_PHOTOS),
     (2, _M2_ANALYSES_LESIONS),
     (3, _M3_OUT_OF_VIEW),
+    (4, _M4_CLOSEUPS),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

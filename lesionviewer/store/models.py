@@ -61,6 +61,8 @@ class Photo:
 
     width, height: pixels after EXIF orientation (as ``core.io.load_photo`` returns it).
     sha256: hex digest of the file bytes (the file is stored unchanged).
+    closeup: a close-up of one lesion rather than a body region (see core.closeup): it is
+    analysed as one and never paired with another photo for tracking.
     """
 
     id: int
@@ -73,6 +75,7 @@ class Photo:
     height: int
     size_bytes: int
     imported_at: str
+    closeup: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,11 @@ class Analysis:
     model_version: str
     model_sha256: str
     created_at: str
+    #: a close-up's detection: the detection index (observation.detection_index) of the
+    #: region at its centre, None when no region was found or for a body photo
+    closeup_region: int | None = None
+    #: a close-up's detection: the photographed lesion's p_malignant; None for a body photo
+    closeup_p_malignant: float | None = None
 
 
 @dataclass(frozen=True)
@@ -247,6 +255,8 @@ class PatientRecord:
     number. links: live (not rejected) track links between the patient's observations.
     out_of_view: (photo A id, photo B id, observation id) for every observation the latest
     tracking of that photo pair found outside the other photo's view.
+    closeup_analyses: photo id -> the latest detection of each analysed close-up (its
+    verdict in ``closeup_region`` / ``closeup_p_malignant``).
     """
 
     patient: Patient
@@ -256,3 +266,4 @@ class PatientRecord:
     lesions: tuple[LesionRecord, ...]
     links: tuple[TrackLink, ...]
     out_of_view: frozenset[tuple[int, int, int]] = frozenset()
+    closeup_analyses: dict[int, Analysis] = field(default_factory=dict)

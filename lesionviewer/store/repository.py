@@ -250,8 +250,11 @@ class Store:
         return [rows.visit(r) for r in self._all(sql, [patient_id])]
 
     # ------------------------------------------------------------------- photos
-    def import_photo(self, visit_id: int, path: str | Path, *, body_site: str = "") -> ImportResult:
-        """Store a copy of a photo file for a visit.
+    def import_photo(
+        self, visit_id: int, path: str | Path, *, body_site: str = "", closeup: bool = False
+    ) -> ImportResult:
+        """Store a copy of a photo file for a visit (``closeup``: a close-up of one lesion
+        rather than a body region, see :attr:`Photo.closeup`).
 
         The file is decoded first (``core.io.load_photo``): a corrupt or unsupported
         image raises ``core.errors.PhotoError`` naming it, and nothing is stored. The
@@ -288,6 +291,7 @@ class Store:
             "height": height,
             "size_bytes": target.stat().st_size,
             "imported_at": utc_now(),
+            "closeup": int(bool(closeup)),
         }
         try:
             with self.transaction():
@@ -305,14 +309,16 @@ class Store:
         paths: Iterable[str | Path],
         *,
         body_site: str | Mapping[str, str] = "",
+        closeup: bool = False,
     ) -> list[ImportResult]:
         """Import many files; ``body_site`` is one site for all or a mapping from each
-        path (as given, str) to its site. Stops at the first bad file (PhotoError);
-        the files before it stay imported (each import is complete on its own)."""
+        path (as given, str) to its site; ``closeup`` holds for all. Stops at the first bad
+        file (PhotoError); the files before it stay imported (each import is complete on
+        its own)."""
         results = []
         for path in paths:
             site = body_site.get(str(path), "") if isinstance(body_site, Mapping) else body_site
-            results.append(self.import_photo(visit_id, path, body_site=site))
+            results.append(self.import_photo(visit_id, path, body_site=site, closeup=closeup))
         return results
 
     def get_photo(self, photo_id: int) -> Photo:
@@ -449,7 +455,7 @@ class Store:
         return [rows.link(r) for r in self._all(sql, [photo_a_id, photo_b_id])]
 
     def open_patient(self, patient_id: int) -> PatientRecord:
-        """Everything shown when a patient is opened, in seven queries."""
+        """Everything shown when a patient is opened, in eight queries."""
         patient = self.get_patient(patient_id)
         visits = tuple(self.list_visits(patient_id))
         photo_rows = self._all(
@@ -483,6 +489,13 @@ class Store:
             "AND b.photo_id = a.photo_id AND b.other_photo_id = a.other_photo_id)",
             [patient_id],
         )
+        closeup_rows = self._all(
+            "SELECT a.* FROM analysis a JOIN photo f ON f.id = a.photo_id "
+            "JOIN visit w ON w.id = f.visit_id WHERE w.patient_id = ? AND f.closeup = 1 "
+            "AND a.id = (SELECT MAX(b.id) FROM analysis b WHERE b.kind = 'detect' "
+            "AND b.photo_id = a.photo_id)",
+            [patient_id],
+        )
         return PatientRecord(
             patient=patient,
             visits=visits,
@@ -491,6 +504,7 @@ class Store:
             lesions=tuple(self.list_lesions(patient_id)),
             links=tuple(rows.link(r) for r in link_rows),
             out_of_view=frozenset((r["pa"], r["pb"], r["o"]) for r in out_of_view),
+            closeup_analyses={r["photo_id"]: rows.analysis(r) for r in closeup_rows},
         )
 
     # -------------------------------------------------------------- corrections

@@ -60,6 +60,7 @@ def photo(row: Row, data_dir: Path) -> Photo:
         height=row["height"],
         size_bytes=row["size_bytes"],
         imported_at=row["imported_at"],
+        closeup=bool(row["closeup"]),
     )
 
 
@@ -73,6 +74,8 @@ def analysis(row: Row) -> Analysis:
         model_version=row["model_version"],
         model_sha256=row["model_sha256"],
         created_at=row["created_at"],
+        closeup_region=row["closeup_region"],
+        closeup_p_malignant=row["closeup_p_malignant"],
     )
 
 

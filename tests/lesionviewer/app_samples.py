@@ -185,7 +185,8 @@ def tiny_model_folders(folder: Path, seed: int = 0) -> tuple[Path, Path]:
         detector = build_model("lesion_fcn", **det_kwargs)
         tracker = build_model("lesion_tracker", **trk_kwargs)
     meta = {"name": "tiny-random", "version": "test"}
+    det_meta = {**meta, "inference": {"closeup_side_px": 64}}  # close-ups analysed at 64 px
     det_dir, trk_dir = folder / "detector", folder / "tracker"
-    save_model_folder(det_dir, detector, arch="lesion_fcn", arch_kwargs=det_kwargs, meta=meta)
+    save_model_folder(det_dir, detector, arch="lesion_fcn", arch_kwargs=det_kwargs, meta=det_meta)
     save_model_folder(trk_dir, tracker, arch="lesion_tracker", arch_kwargs=trk_kwargs, meta=meta)
     return det_dir, trk_dir

@@ -86,13 +86,13 @@ def test_import_job_keeps_going_after_a_bad_file(tmp_path: Path) -> None:
     bad = _garbled_jpeg(tmp_path / "bad.jpg")
     good = tmp_path / "good.png"
     save_rgb(good, skin_photo(seed=43))
-    files = ((bad, "back"), (good, "chest"))
+    files = ((bad, "back", False), (good, "chest", True))
     with pytest.raises(ImportProblems) as info:
         import_photos(data_dir, visit_id, files, lambda *a: None, lambda: False)
     assert [p.path.name for p in info.value.problems] == ["bad.jpg"]
     assert len(info.value.imported_ids) == 1
     with Store.open(data_dir) as store:
-        assert [p.body_site for p in store.list_photos(visit_id)] == ["chest"]
+        assert [(p.body_site, p.closeup) for p in store.list_photos(visit_id)] == [("chest", True)]
 
 
 def test_dropped_heic_file_is_listed_so_its_refusal_is_seen(tmp_path: Path) -> None:

@@ -251,13 +251,18 @@ def test_import_dialog_takes_folders_and_tags_sites(qtbot, tmp_path) -> None:
     qtbot.addWidget(dialog)
     assert dialog.add_paths([tmp_path]) == 2  # the .txt is not a photo
     assert dialog.add_paths([tmp_path / "back_1.png"]) == 0  # no duplicates
-    assert [(p.name, s) for p, s in dialog.chosen()] == [
-        ("back_1.png", "back"),
-        ("left leg.png", "left leg"),
+    assert [(p.name, s, c) for p, s, c in dialog.chosen()] == [
+        ("back_1.png", "back", False),
+        ("left leg.png", "left leg", False),
     ]
     dialog.set_all_sites("chest")
-    assert {s for _, s in dialog.chosen()} == {"chest"}
+    assert {s for _, s, _ in dialog.chosen()} == {"chest"}
     assert guess_site(Path("IMG_0001.jpg")) == ""
+    # the second photo is a close-up of one lesion
+    dialog.set_closeup(1, True)
+    assert [c for _, _, c in dialog.chosen()] == [False, True]
+    dialog.show()
+    shot(dialog, "import_dialog.png")
 
 
 def test_lesion_outline_item_is_clickable_inside() -> None:

@@ -201,6 +201,39 @@ def test_analyse_with_a_tiny_model_and_export_a_report(qtbot, app_window, tmp_pa
     assert "Sample Patient" not in text  # de-identified
 
 
+def test_a_closeup_is_analysed_as_one_and_not_tracked(qtbot, app_window, tmp_path) -> None:
+    from core.io import save_rgb
+
+    window, ids, data_dir = app_window
+    det, trk = tiny_model_folders(tmp_path / "models")
+    window.session.holder.detector, window.session.holder.tracker = det, trk
+    mole = tmp_path / "mole.png"
+    save_rgb(mole, skin_photo(seed=5))
+    visit = ids["visits"][1]
+    closeup = window.session.store.import_photo(visit, mole, body_site="back", closeup=True)
+    window.patients.select_row(0)
+    qtbot.waitUntil(lambda: window.session.patient is not None, timeout=3000)
+    window.timeline.select_visit(visit)
+    with qtbot.waitSignal(window.analysis.analysed, timeout=60000) as analysed:
+        window.timeline.analyse_button.click()
+    outcome = analysed.args[0]
+    assert outcome.photos == 2 and outcome.pairs == 1  # the close-up is not paired
+    with Store.open(data_dir) as store:
+        [detect] = [a for a in store.list_analyses(closeup.photo.id) if a.kind == "detect"]
+        assert detect.closeup_p_malignant is not None
+        tracked = [a for a in store.list_analyses(closeup.photo.id) if a.kind == "track"]
+        assert tracked == []
+    photo = window.session.patient.photo(closeup.photo.id)
+    assert photo.closeup and photo.closeup_verdict is not None
+    with qtbot.waitSignal(window.photo_panel.loaded, timeout=5000):
+        window.photo_panel.show_photo(photo)
+    assert "close-up:" in window.photo_panel.title.text()
+    visit_item = window.timeline.tree.topLevelItem(1)
+    names = [visit_item.child(i).text(0) for i in range(visit_item.childCount())]
+    assert names == ["back", "back (close-up)"]
+    shot(window, "main_window_closeup.png")
+
+
 @pytest.mark.qt_no_exception_capture
 def test_a_slot_that_raises_shows_an_error_and_the_app_keeps_running(qtbot, app_window) -> None:
     window, ids, _ = app_window
@@ -273,7 +306,7 @@ def test_dropping_photos_on_the_window_imports_them(qtbot, app_window, tmp_path,
     )
     with qtbot.waitSignal(window.analysis.imported, timeout=10000) as imported:
         window.dropEvent(event)
-    assert [s for _, s in seen["rows"]] == ["abdomen", "abdomen"]
+    assert [(s, c) for _, s, c in seen["rows"]] == [("abdomen", False), ("abdomen", False)]
     assert len(imported.args[0]) == 2
     with Store.open(data_dir) as store:
         sites = [p.body_site for p in store.list_photos(ids["visits"][0])]
