@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from core.model_folder import save_model_folder
 from core.models import build_model
+from core.types import Lesion
 
 TINY_KWARGS = {
     "widths": [16, 16, 32, 32],
@@ -53,3 +55,20 @@ def make_model_folder(
     info = {"name": "test-detector", "version": "0.0-test", "tile": {"size": 128, "overlap": 32}}
     info.update(meta or {})
     return save_model_folder(folder, model, arch="lesion_fcn", arch_kwargs=kwargs, meta=info)
+
+
+def disk_lesion(
+    i: int, cx: int, cy: int, r: int, *, score: float = 0.9, p_mal: float = 0.5
+) -> Lesion:
+    """A round lesion region of radius ``r`` centred on (cx, cy): a 24-vertex outline."""
+    angles = np.linspace(0, 2 * np.pi, 24, endpoint=False)
+    contour = np.stack([cx + r * np.cos(angles), cy + r * np.sin(angles)], 1).round()
+    return Lesion(
+        id=i,
+        centroid=(float(cx), float(cy)),
+        bbox=(cx - r, cy - r, cx + r + 1, cy + r + 1),
+        contour=contour.astype(np.int32),
+        area_px=float(np.pi * r * r),
+        score=score,
+        p_malignant=p_mal,
+    )

@@ -17,31 +17,17 @@ from core.closeup import (
     resize_longer_side,
 )
 from core.postprocess import PostprocessConfig, find_lesions
-from core.types import Detection, Lesion, ModelInfo
-from tests.core.detector_fixtures import make_model_folder
+from core.types import Detection, ModelInfo
+from tests.core.detector_fixtures import disk_lesion, make_model_folder
 
 INFO = ModelInfo("test", "0", "0" * 64)
 
 
-def _disk_lesion(i: int, cx: int, cy: int, r: int, p_mal: float = 0.5) -> Lesion:
-    angles = np.linspace(0, 2 * np.pi, 24, endpoint=False)
-    contour = np.stack([cx + r * np.cos(angles), cy + r * np.sin(angles)], 1).round()
-    return Lesion(
-        id=i,
-        centroid=(float(cx), float(cy)),
-        bbox=(cx - r, cy - r, cx + r + 1, cy + r + 1),
-        contour=contour.astype(np.int32),
-        area_px=float(np.pi * r * r),
-        score=0.9,
-        p_malignant=p_mal,
-    )
-
-
 def test_central_lesion_prefers_the_one_over_the_centre() -> None:
-    off = _disk_lesion(1, 20, 20, 10)
-    over = _disk_lesion(2, 55, 45, 12)
+    off = disk_lesion(1, 20, 20, 10)
+    over = disk_lesion(2, 55, 45, 12)
     assert central_lesion((off, over), (100, 100)) is over
-    near = _disk_lesion(3, 60, 30, 5)
+    near = disk_lesion(3, 60, 30, 5)
     assert central_lesion((off, near), (100, 100)) is near
     assert central_lesion((), (100, 100)) is None
 

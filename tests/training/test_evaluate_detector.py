@@ -13,25 +13,12 @@ import torch
 
 from core.model_folder import load_model_folder, save_model_folder
 from core.models.registry import build_model
-from core.types import Detection, Lesion, ModelInfo
+from core.types import Detection, ModelInfo
+from tests.core.detector_fixtures import disk_lesion
 from tests.training.detector_standins import TINY_CONFIG, ToyDetectionDataset, toy_photo
 from training import evaluate_detector as ev
 
 INFO = ModelInfo("test", "0", "0" * 64)
-
-
-def _disk_lesion(i: int, cx: int, cy: int, r: int, score: float = 0.9, p_mal: float = 0.5):
-    angles = np.linspace(0, 2 * np.pi, 24, endpoint=False)
-    contour = np.stack([cx + r * np.cos(angles), cy + r * np.sin(angles)], 1).round()
-    return Lesion(
-        id=i,
-        centroid=(float(cx), float(cy)),
-        bbox=(cx - r, cy - r, cx + r + 1, cy + r + 1),
-        contour=contour.astype(np.int32),
-        area_px=float(np.pi * r * r),
-        score=score,
-        p_malignant=p_mal,
-    )
 
 
 def _oracle(dataset: ToyDetectionDataset):
@@ -49,7 +36,7 @@ def _oracle(dataset: ToyDetectionDataset):
             label = int(class_map[ys[0], xs[0]])
             r = int(round(np.sqrt(len(xs) / np.pi)))
             lesions.append(
-                _disk_lesion(k, int(xs.mean()), int(ys.mean()), r, p_mal=0.9 if label == 2 else 0.1)
+                disk_lesion(k, int(xs.mean()), int(ys.mean()), r, p_mal=0.9 if label == 2 else 0.1)
             )
         heat = np.zeros(image.shape, np.float32)
         heat[..., 0] = 1
