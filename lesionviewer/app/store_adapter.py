@@ -47,23 +47,11 @@ def mark_from_observation(obs: Observation) -> LesionMark:
 def closeup_verdict(
     analysis: Analysis | None, observations: tuple[Observation, ...]
 ) -> CloseupVerdict | None:
-    """The verdict of a close-up's latest detection, its central region named by the label
-    of the observation that detection made of it (or "the central region" where the
-    clinician's own outline took that region's place); None when not analysed as a
-    close-up."""
+    """The verdict of a close-up's latest detection (see ``Analysis.closeup_label``); None
+    when the photo was not analysed as a close-up."""
     if analysis is None or analysis.closeup_p_malignant is None:
         return None
-    label = None
-    if analysis.closeup_region is not None:
-        label = next(
-            (
-                o.lesion_label
-                for o in observations
-                if o.analysis_id == analysis.id and o.detection_index == analysis.closeup_region
-            ),
-            "the central region",
-        )
-    return CloseupVerdict(label, float(analysis.closeup_p_malignant))
+    return CloseupVerdict(analysis.closeup_label(observations), analysis.closeup_p_malignant)
 
 
 def photo_data(

@@ -1,6 +1,7 @@
 """The lesion table of a report: one row per lesion observation, flagged lesions first.
 
-A lesion is flagged when it is new (first seen at a later visit), changed (its link
+A lesion is flagged when it is new (first seen at a later visit, on a body photo: a
+close-up is never tracked, so its lesion has no past to be new against), changed (its link
 from the previous visit says so), likely malignant (effective class malignant, i.e.
 p_malignant >= HIGH_P_MALIGNANT or a clinician's class), or linked to the previous visit
 by an uncertain match (a link of low confidence: check it is the same lesion). A new or
@@ -11,7 +12,7 @@ faint") is flagged "faint" too and listed after the confident alarms.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lesionviewer.store import Analysis, Patient, Photo, Store, Visit
 from lesionviewer.store.models import MALIGNANT_THRESHOLD
@@ -95,6 +96,8 @@ class ReportData:
     rows: tuple[LesionRow, ...]
     models: tuple[Analysis, ...]
     deidentified: bool
+    #: photo id -> the latest detection of each analysed close-up among ``photos``
+    closeup_analyses: dict[int, Analysis] = field(default_factory=dict)
 
 
 def _sort_key(row: LesionRow) -> tuple:
@@ -116,7 +119,10 @@ def collect_report(
         from lesionviewer.store import NotFoundError
 
         raise NotFoundError(store.db_path, f"no visit {visit_id} of patient {patient_id}")
-    first_visit_with_photos = next((v.id for v in record.visits if record.photos.get(v.id)), None)
+    first_visit_with_photos = next(
+        (v.id for v in record.visits if any(not p.closeup for p in record.photos.get(v.id, ()))),
+        None,
+    )
     links_into = {link.observation_b: link for link in record.links}
     seen_before: dict[int, str] = {}
     for visit in record.visits:
@@ -138,6 +144,7 @@ def collect_report(
                 flags = []
                 if (
                     link is None
+                    and not photo.closeup
                     and visit.id != first_visit_with_photos
                     and seen_before[obs.lesion_id] == visit.date
                 ):
@@ -178,4 +185,7 @@ def collect_report(
         rows=tuple(sorted(rows, key=_sort_key)),
         models=tuple(models.values()),
         deidentified=deidentify,
+        closeup_analyses={
+            k: a for k, a in record.closeup_analyses.items() if k in {p.id for p in photos}
+        },
     )

@@ -7,6 +7,7 @@ visit and birth dates, ``YYYY-MM-DDTHH:MM:SS.ffffff+00:00`` (UTC) for times.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,6 +106,22 @@ class Analysis:
     closeup_region: int | None = None
     #: a close-up's detection: the photographed lesion's p_malignant; None for a body photo
     closeup_p_malignant: float | None = None
+
+    def closeup_label(self, observations: Iterable[Observation]) -> str | None:
+        """A close-up detection's central region named by the label ('L3') of the
+        observation this detection made of it among ``observations`` (the photo's), or
+        "the central region" where a clinician's outline took its place; None when no
+        region was found (p_malignant then came from the heatmap's centre)."""
+        if self.closeup_region is None:
+            return None
+        return next(
+            (
+                o.lesion_label
+                for o in observations
+                if o.analysis_id == self.id and o.detection_index == self.closeup_region
+            ),
+            "the central region",
+        )
 
 
 @dataclass(frozen=True)

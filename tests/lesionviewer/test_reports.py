@@ -128,3 +128,26 @@ def test_deidentified_export_has_no_identity_and_no_exif(filled, tmp_path: Path)
         with Image.open(image) as opened:
             assert len(opened.getexif()) == 0 and opened.size == (1400, 933)
     assert all(NAME not in p.name for p in out.rglob("*"))
+
+
+def test_a_closeup_is_never_new_and_its_verdict_is_captioned(tmp_path: Path) -> None:
+    from core.types import CloseupAssessment, Detection
+    from tests.lesionviewer.report_samples import H, W, skin_photo
+    from tests.lesionviewer.store_samples import detection, square_lesion
+
+    store, patient_id, _ = filled_store(tmp_path / "data", tmp_path)
+    try:
+        later = store.list_visits(patient_id)[1]
+        path = skin_photo(tmp_path / "mole.jpg", 9, [(120, 90, 30)], gps=False)
+        photo = store.import_photo(later.id, path, body_site="back", closeup=True).photo
+        plain = detection([square_lesion(1, 100, 70, 40, p_malignant=0.7)], width=W, height=H)
+        verdict = CloseupAssessment(lesion_id=1, p_malignant=0.7, analysed_size=(160, 120))
+        closeup = Detection(plain.heatmap, plain.lesions, plain.model, closeup=verdict)
+        store.save_detection(photo.id, closeup)
+        rows = [r for r in collect_report(store, patient_id).rows if r.photo_id == photo.id]
+        assert len(rows) == 1 and rows[0].flags == ("high p_malignant",)  # not "new"
+        label = rows[0].label
+        written = export_report(store, patient_id, tmp_path / "out", formats=("pdf",))
+    finally:
+        store.close()
+    assert f"close-up: {label}, p malignant 0.70" in _pdf_text(written["pdf"])
