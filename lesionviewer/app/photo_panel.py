@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
 )
 
 from lesionviewer.app.photo_view import LoadedPhoto, PhotoView, prepare_photo
-from lesionviewer.app.view_data import LesionMark, PhotoData
+from lesionviewer.app.view_data import LesionMark, PhotoData, lesion_count
 from lesionviewer.workers import WorkerPool
 
 
@@ -98,7 +98,7 @@ class PhotoPanel(QWidget):
         if photo is None or photo.photo_id != loaded.photo_id:
             return
         self.view.set_photo(photo, loaded)
-        self.title.setText(photo.caption(f"{len(photo.marks)} lesions"))
+        self.title.setText(photo.caption(lesion_count(len(photo.marks))))
         self.outline_button.setEnabled(True)
         self.heatmap_button.setEnabled(loaded.heatmap is not None)
         if loaded.heatmap is None:
@@ -111,7 +111,7 @@ class PhotoPanel(QWidget):
         if self.view.photo is not None and self.view.photo.photo_id == photo.photo_id:
             self._pending = photo
             self.view.set_marks(photo.marks)
-            self.title.setText(photo.caption(f"{len(photo.marks)} lesions"))
+            self.title.setText(photo.caption(lesion_count(len(photo.marks))))
 
     def show_lesion(self, mark: LesionMark) -> None:
         """Zoom to a lesion and highlight it."""

@@ -69,6 +69,11 @@ class LesionMark:
         )
 
 
+def lesion_count(n: int) -> str:
+    """``"1 lesion"``, ``"3 lesions"``."""
+    return f"{n} lesion" if n == 1 else f"{n} lesions"
+
+
 @dataclass(frozen=True)
 class CloseupVerdict:
     """What the latest analysis of a close-up says about the lesion it shows.

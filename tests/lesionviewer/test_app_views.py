@@ -377,3 +377,19 @@ def test_a_faint_lesion_not_seen_again_is_gone_with_a_question_mark(
     texts = [t.text() for t in view.scene_view.scene().items() if hasattr(t, "text")]
     assert texts.count("GONE") == 1 and texts.count("GONE?") == 1
     assert "2 gone (1 faint)" in view.title.text()
+
+
+def test_photo_caption_counts_lesions_and_gives_a_closeups_verdict() -> None:
+    from lesionviewer.app.view_data import CloseupVerdict, PhotoData, lesion_count
+
+    body = PhotoData(photo_id=1, path=Path("b.jpg"), body_site="back", visit_label="2024-01-01")
+    assert body.caption(lesion_count(1)) == "2024-01-01 - back - 1 lesion"
+    assert body.caption(lesion_count(3)) == "2024-01-01 - back - 3 lesions"
+    close = PhotoData(
+        photo_id=2, path=Path("c.jpg"), body_site="arm", visit_label="2024-01-01", closeup=True
+    )
+    assert close.caption("loading...").endswith("close-up, not analysed")
+    found = PhotoData(**{**close.__dict__, "closeup_verdict": CloseupVerdict("L3", 0.426)})
+    assert found.caption(lesion_count(2)).endswith("close-up: L3, p malignant 0.43")
+    none = PhotoData(**{**close.__dict__, "closeup_verdict": CloseupVerdict(None, 0.3)})
+    assert "no region, centre of the photo, p malignant 0.30" in none.caption(lesion_count(0))
