@@ -64,13 +64,22 @@ def central_lesion(lesions: Sequence[Lesion], shape: tuple[int, int]) -> Lesion 
     return min(lesions, key=lambda le: (le.centroid[0] - cx) ** 2 + (le.centroid[1] - cy) ** 2)
 
 
+def _centre(heatmap: np.ndarray) -> np.ndarray:
+    h, w = heatmap.shape[:2]
+    return heatmap[h // 3 : h - h // 3, w // 3 : w - w // 3]
+
+
 def central_p_malignant(heatmap: np.ndarray) -> float:
     """p_malignant read from the central third of a (H, W, 3) heatmap: sum p_mal / sum
     P(lesion) there (0 when the centre holds no lesion probability at all)."""
-    h, w = heatmap.shape[:2]
-    centre = heatmap[h // 3 : h - h // 3, w // 3 : w - w // 3]
+    centre = _centre(heatmap)
     lesion = float(centre[..., 1:].sum(dtype=np.float64))
     return float(centre[..., 2].sum(dtype=np.float64)) / lesion if lesion > 0 else 0.0
+
+
+def central_p_lesion(heatmap: np.ndarray) -> float:
+    """Mean P(lesion) = 1 - p background over the central third of a (H, W, 3) heatmap."""
+    return float(1.0 - _centre(heatmap)[..., 0].mean(dtype=np.float64))
 
 
 def assess(detection: Detection) -> CloseupAssessment:
@@ -78,8 +87,19 @@ def assess(detection: Detection) -> CloseupAssessment:
     height, width = detection.shape
     lesion = central_lesion(detection.lesions, (height, width))
     if lesion is None:
-        return CloseupAssessment(None, central_p_malignant(detection.heatmap), (width, height))
-    return CloseupAssessment(lesion.id, float(lesion.p_malignant), (width, height))
+        heatmap = detection.heatmap
+        return CloseupAssessment(
+            lesion_id=None,
+            p_malignant=central_p_malignant(heatmap),
+            p_lesion=central_p_lesion(heatmap),
+            analysed_size=(width, height),
+        )
+    return CloseupAssessment(
+        lesion_id=lesion.id,
+        p_malignant=float(lesion.p_malignant),
+        p_lesion=float(lesion.score),
+        analysed_size=(width, height),
+    )
 
 
 def _lift_lesion(lesion: Lesion, sx: float, sy: float, width: int, height: int) -> Lesion:

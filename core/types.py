@@ -77,17 +77,21 @@ class CloseupAssessment:
 
     lesion_id: id of the region at the photo's centre, or None when no region was found.
     p_malignant: that region's p_malignant, else the heatmap's over its central third.
+    p_lesion: that region's score, else the mean P(lesion) over the central third: how far
+        a p_malignant read without a region speaks of a lesion at all.
     analysed_size: (width, height) in pixels of the reduced photo the detector saw.
     """
 
     lesion_id: int | None
     p_malignant: float
+    p_lesion: float
     analysed_size: tuple[int, int]
 
     def to_json(self) -> dict:
         return {
             "lesion_id": self.lesion_id,
             "p_malignant": round(float(self.p_malignant), 4),
+            "p_lesion": round(float(self.p_lesion), 4),
             "read_from": "region" if self.lesion_id is not None else "heatmap centre",
             "analysed_size": [int(v) for v in self.analysed_size],
         }

@@ -13,7 +13,6 @@ import numpy as np
 
 from lesionviewer.app.heatmap_cache import cache_path
 from lesionviewer.app.view_data import (
-    CloseupVerdict,
     CompareData,
     CompareLink,
     HistoryEntry,
@@ -44,16 +43,6 @@ def mark_from_observation(obs: Observation) -> LesionMark:
     )
 
 
-def closeup_verdict(
-    analysis: Analysis | None, observations: tuple[Observation, ...]
-) -> CloseupVerdict | None:
-    """The verdict of a close-up's latest detection (see ``Analysis.closeup_label``); None
-    when the photo was not analysed as a close-up."""
-    if analysis is None or analysis.closeup_p_malignant is None:
-        return None
-    return CloseupVerdict(analysis.closeup_label(observations), analysis.closeup_p_malignant)
-
-
 def photo_data(
     photo: Photo,
     visit_label: str,
@@ -71,7 +60,9 @@ def photo_data(
         size=(photo.width, photo.height),
         heatmap_file=heatmap_file if heatmap_file.is_file() else None,
         closeup=photo.closeup,
-        closeup_verdict=closeup_verdict(closeup_analysis, observations),
+        closeup_verdict=(
+            closeup_analysis.closeup_summary(observations) if closeup_analysis else None
+        ),
     )
 
 

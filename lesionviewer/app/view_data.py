@@ -75,23 +75,6 @@ def lesion_count(n: int) -> str:
 
 
 @dataclass(frozen=True)
-class CloseupVerdict:
-    """What the latest analysis of a close-up says about the lesion it shows.
-
-    label: the lesion label ('L3') of the region at the photo's centre ("the central
-        region" when a clinician's outline replaced it); None when no region was found and
-        p_malignant was read from the heatmap's centre (see core.closeup).
-    """
-
-    label: str | None
-    p_malignant: float
-
-    def text(self) -> str:
-        where = self.label or "no region, centre of the photo"
-        return f"close-up: {where}, p malignant {self.p_malignant:.2f}"
-
-
-@dataclass(frozen=True)
 class PhotoData:
     """A stored photo and what is known on it.
 
@@ -113,9 +96,10 @@ class PhotoData:
     size: tuple[int, int] | None = None
     model: str = ""
     heatmap_file: Path | None = None
-    #: a close-up of one lesion (see core.closeup), and its latest verdict once analysed
+    #: a close-up of one lesion (see core.closeup), and its latest analysis's verdict in
+    #: words once analysed (``lesionviewer.store.Analysis.closeup_summary``)
     closeup: bool = False
-    closeup_verdict: CloseupVerdict | None = None
+    closeup_verdict: str | None = None
 
     def caption(self, status: str) -> str:
         """The photo's title line: visit, site, ``status`` ('3 lesions', 'loading...') and,
@@ -123,7 +107,7 @@ class PhotoData:
         parts = [self.visit_label, self.body_site, status]
         if self.closeup:
             verdict = self.closeup_verdict
-            parts.append(verdict.text() if verdict is not None else "close-up, not analysed")
+            parts.append(f"close-up: {verdict}" if verdict else "close-up, not analysed")
         return " - ".join(parts)
 
     def mark(self, observation_id: int) -> LesionMark | None:

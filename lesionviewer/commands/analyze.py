@@ -8,14 +8,16 @@ per image (``-2``, ``-3``... appended when stems repeat). Each JSON is::
     {"schema": 1, "image": {"width", "height"}, "model": {"name", "version", "sha256"},
      "lesions": [{"id", "centroid": [x, y], "bbox": [x0, y0, x1, y1], "area_px",
                   "score", "p_malignant"}],
-     "closeup": {"lesion_id", "p_malignant", "read_from", "analysed_size"}}
+     "closeup": {"lesion_id", "p_malignant", "p_lesion", "read_from", "analysed_size"}}
 
 ``"closeup"`` is there only with ``--closeup``: the photos are close-ups of one lesion
 (a phone a few centimetres from the skin), not body regions. They are analysed reduced, as
 the detector's real close-up AUC was measured (see ``core.closeup``), and ``"closeup"``
 gives the photographed lesion's p_malignant: that of the region at the photo's centre
 (``lesion_id``), or read from the heatmap's centre (``lesion_id`` null) when no region was
-found. Coordinates are always the photo's own pixels.
+found; ``p_lesion`` is that region's score, or the mean P(lesion) there, which says how
+far such a p_malignant speaks of a lesion at all. Coordinates are always the photo's own
+pixels.
 
 Bad input (missing, corrupt or unsupported photo; bad model folder; unusable device)
 prints one line naming the file and the reason, and the exit code is 2. With several
@@ -84,8 +86,12 @@ def _summary(detection: Detection) -> str:
     if verdict is None:
         return f"{count} lesions"
     regions = f"{count} region{'' if count == 1 else 's'}"
-    where = "the central one" if verdict.lesion_id is not None else "the photo's centre"
-    return f"{regions}, {where} p_malignant {verdict.p_malignant:.2f}"
+    if verdict.lesion_id is not None:
+        return f"{regions}, the central one p_malignant {verdict.p_malignant:.2f}"
+    return (
+        f"{regions}, the photo's centre P(lesion) {verdict.p_lesion:.2f}, "
+        f"p_malignant {verdict.p_malignant:.2f}"
+    )
 
 
 def _write_json(path: Path, document: dict) -> None:

@@ -19,7 +19,7 @@ from core.io import load_photo
 from lesionviewer.reports.annotate import annotated_photo
 from lesionviewer.reports.csv_json import patient_block
 from lesionviewer.reports.tables import LesionRow, ReportData
-from lesionviewer.store import Analysis, Observation, Store
+from lesionviewer.store import Store
 
 DISCLAIMER = (
     "Not a medical device. The scores are computer estimates to support, not replace, "
@@ -39,14 +39,6 @@ _COLUMNS = (
     ("dP(mal.)", 0.08),
     ("Flags", 0.20),
 )
-
-
-def closeup_summary(analysis: Analysis | None, observations: list[Observation]) -> str:
-    """``: L3, p malignant 0.43`` for an analysed close-up's caption, else ``""``."""
-    if analysis is None or analysis.closeup_p_malignant is None:
-        return ""
-    where = analysis.closeup_label(observations) or "no region, centre of the photo"
-    return f": {where}, p malignant {analysis.closeup_p_malignant:.2f}"
 
 
 def _fmt(value: float | None, digits: int) -> str:
@@ -219,6 +211,7 @@ def paint_report(pages: _Pages, store: Store, report: ReportData) -> None:
         caption = f"{visit_dates.get(photo.visit_id, '')}  {photo.body_site}  photo {photo.id}"
         if photo.closeup:
             analysis = report.closeup_analyses.get(photo.id)
-            caption += f"  close-up{closeup_summary(analysis, observations)}"
+            summary = analysis.closeup_summary(observations) if analysis else None
+            caption += f"  close-up: {summary}" if summary else "  close-up"
         pages.image(image, caption)
     pages.text(DISCLAIMER, size=8, wrap=True)

@@ -79,6 +79,7 @@ def _insert_analysis(
     if closeup is not None:
         values["closeup_region"] = closeup.lesion_id
         values["closeup_p_malignant"] = float(np.clip(closeup.p_malignant, 0.0, 1.0))
+        values["closeup_p_lesion"] = float(np.clip(closeup.p_lesion, 0.0, 1.0))
     return store._insert("analysis", values)
 
 

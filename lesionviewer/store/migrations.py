@@ -160,12 +160,20 @@ ALTER TABLE analysis ADD COLUMN closeup_p_malignant REAL
     CHECK (closeup_p_malignant IS NULL OR closeup_p_malignant BETWEEN 0 AND 1);
 """
 
+# A close-up's verdict read without a region says how much lesion there was to read it
+# from: the mean P(lesion) over the photo's central third (the region's score otherwise).
+_M5_CLOSEUP_P_LESION = """
+ALTER TABLE analysis ADD COLUMN closeup_p_lesion REAL
+    CHECK (closeup_p_lesion IS NULL OR closeup_p_lesion BETWEEN 0 AND 1);
+"""
+
 #: (number, sql), in order. Append only.
 MIGRATIONS: list[tuple[int, str]] = [
     (1, _M1_PATIENTS_VISITS_PHOTOS),
     (2, _M2_ANALYSES_LESIONS),
     (3, _M3_OUT_OF_VIEW),
     (4, _M4_CLOSEUPS),
+    (5, _M5_CLOSEUP_P_LESION),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -106,6 +106,22 @@ class Analysis:
     closeup_region: int | None = None
     #: a close-up's detection: the photographed lesion's p_malignant; None for a body photo
     closeup_p_malignant: float | None = None
+    #: a close-up's detection: the central region's score, or without a region the mean
+    #: P(lesion) over the photo's central third; None for a body photo
+    closeup_p_lesion: float | None = None
+
+    def closeup_summary(self, observations: Iterable[Observation]) -> str | None:
+        """A close-up detection's verdict in words: ``"L3, p malignant 0.43"``, or without
+        a region ``"no region, centre of the photo, P(lesion) 0.02, p malignant 0.43"``;
+        None for a body photo's detection. ``observations``: the photo's."""
+        if self.closeup_p_malignant is None:
+            return None
+        where = self.closeup_label(observations)
+        if where is None:
+            where = "no region, centre of the photo"
+            if self.closeup_p_lesion is not None:
+                where += f", P(lesion) {self.closeup_p_lesion:.2f}"
+        return f"{where}, p malignant {self.closeup_p_malignant:.2f}"
 
     def closeup_label(self, observations: Iterable[Observation]) -> str | None:
         """A close-up detection's central region named by the label ('L3') of the

@@ -76,6 +76,7 @@ def analysis(row: Row) -> Analysis:
         created_at=row["created_at"],
         closeup_region=row["closeup_region"],
         closeup_p_malignant=row["closeup_p_malignant"],
+        closeup_p_lesion=row["closeup_p_lesion"],
     )
 
 

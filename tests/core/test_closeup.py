@@ -64,7 +64,9 @@ def test_assess_reads_the_region_at_the_centre_or_the_heatmap() -> None:
     fallback = assess(empty)
     assert fallback.lesion_id is None
     assert fallback.p_malignant == pytest.approx(central_p_malignant(detection.heatmap))
+    assert fallback.p_lesion == pytest.approx(1.0 - detection.heatmap[10:20, 13:27, 0].mean())
     assert fallback.to_json()["read_from"] == "heatmap centre"
+    assert verdict.p_lesion == pytest.approx(central.score)
 
 
 def test_lifting_scales_regions_and_heatmap_to_the_photo() -> None:

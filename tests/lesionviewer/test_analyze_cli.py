@@ -115,7 +115,7 @@ def test_closeup_reports_the_photographed_lesion_in_photo_pixels(
     assert doc["image"] == {"width": 400, "height": 300}
     verdict = doc["closeup"]
     assert verdict["analysed_size"] == [48, 36]
-    assert 0 <= verdict["p_malignant"] <= 1
+    assert 0 <= verdict["p_malignant"] <= 1 and 0 <= verdict["p_lesion"] <= 1
     ids = [lesion["id"] for lesion in doc["lesions"]]
     assert (verdict["lesion_id"] in ids) == (verdict["read_from"] == "region")
     for lesion in doc["lesions"]:

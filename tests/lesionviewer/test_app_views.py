@@ -380,7 +380,8 @@ def test_a_faint_lesion_not_seen_again_is_gone_with_a_question_mark(
 
 
 def test_photo_caption_counts_lesions_and_gives_a_closeups_verdict() -> None:
-    from lesionviewer.app.view_data import CloseupVerdict, PhotoData, lesion_count
+    from lesionviewer.app.view_data import PhotoData, lesion_count
+    from lesionviewer.store import Analysis
 
     body = PhotoData(photo_id=1, path=Path("b.jpg"), body_site="back", visit_label="2024-01-01")
     assert body.caption(lesion_count(1)) == "2024-01-01 - back - 1 lesion"
@@ -389,7 +390,11 @@ def test_photo_caption_counts_lesions_and_gives_a_closeups_verdict() -> None:
         photo_id=2, path=Path("c.jpg"), body_site="arm", visit_label="2024-01-01", closeup=True
     )
     assert close.caption("loading...").endswith("close-up, not analysed")
-    found = PhotoData(**{**close.__dict__, "closeup_verdict": CloseupVerdict("L3", 0.426)})
-    assert found.caption(lesion_count(2)).endswith("close-up: L3, p malignant 0.43")
-    none = PhotoData(**{**close.__dict__, "closeup_verdict": CloseupVerdict(None, 0.3)})
-    assert "no region, centre of the photo, p malignant 0.30" in none.caption(lesion_count(0))
+    analysis = Analysis(7, 2, None, "detect", "d", "1", "0" * 64, "now", None, 0.3, 0.02)
+    summary = analysis.closeup_summary([])
+    assert summary == "no region, centre of the photo, P(lesion) 0.02, p malignant 0.30"
+    none = PhotoData(**{**close.__dict__, "closeup_verdict": summary})
+    assert none.caption(lesion_count(0)).endswith(f"close-up: {summary}")
+    # the central region: named by the label of the observation this analysis made of it
+    found = Analysis(7, 2, None, "detect", "d", "1", "0" * 64, "now", 2, 0.426, 0.9)
+    assert found.closeup_summary([]) == "the central region, p malignant 0.43"

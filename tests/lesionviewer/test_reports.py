@@ -141,7 +141,9 @@ def test_a_closeup_is_never_new_and_its_verdict_is_captioned(tmp_path: Path) -> 
         path = skin_photo(tmp_path / "mole.jpg", 9, [(120, 90, 30)], gps=False)
         photo = store.import_photo(later.id, path, body_site="back", closeup=True).photo
         plain = detection([square_lesion(1, 100, 70, 40, p_malignant=0.7)], width=W, height=H)
-        verdict = CloseupAssessment(lesion_id=1, p_malignant=0.7, analysed_size=(160, 120))
+        verdict = CloseupAssessment(
+            lesion_id=1, p_malignant=0.7, p_lesion=0.9, analysed_size=(160, 120)
+        )
         closeup = Detection(plain.heatmap, plain.lesions, plain.model, closeup=verdict)
         store.save_detection(photo.id, closeup)
         rows = [r for r in collect_report(store, patient_id).rows if r.photo_id == photo.id]

@@ -38,7 +38,7 @@ def test_a_closeup_keeps_its_kind_and_its_verdict(store: Store, tmp_path: Path) 
     assert not body.photo.closeup and close.photo.closeup
     assert store.get_photo(close.photo.id).closeup
     lesions = [square_lesion(1, 20, 15, p_malignant=0.7), square_lesion(2, 2, 2)]
-    verdict = CloseupAssessment(lesion_id=1, p_malignant=0.7, analysed_size=(64, 48))
+    verdict = CloseupAssessment(lesion_id=1, p_malignant=0.7, p_lesion=0.9, analysed_size=(64, 48))
     saved = store.save_detection(close.photo.id, _closeup(lesions, verdict))
     assert (saved.analysis.closeup_region, saved.analysis.closeup_p_malignant) == (1, 0.7)
     store.save_detection(body.photo.id, detection(lesions))
@@ -46,10 +46,11 @@ def test_a_closeup_keeps_its_kind_and_its_verdict(store: Store, tmp_path: Path) 
     assert set(record.closeup_analyses) == {close.photo.id}
     assert record.closeup_analyses[close.photo.id].closeup_p_malignant == 0.7
     # a later analysis of the close-up that found no region: read from the heatmap's centre
-    blank = CloseupAssessment(lesion_id=None, p_malignant=0.2, analysed_size=(64, 48))
+    blank = CloseupAssessment(lesion_id=None, p_malignant=0.2, p_lesion=0.9, analysed_size=(64, 48))
     store.save_detection(close.photo.id, _closeup([], blank))
     latest = store.open_patient(patient_id).closeup_analyses[close.photo.id]
     assert (latest.closeup_region, latest.closeup_p_malignant) == (None, 0.2)
+    assert latest.closeup_p_lesion == 0.9
 
 
 def test_a_detection_of_the_wrong_kind_is_refused(store: Store, tmp_path: Path) -> None:
@@ -58,7 +59,9 @@ def test_a_detection_of_the_wrong_kind_is_refused(store: Store, tmp_path: Path) 
     body = store.import_photo(visit_id, write_photo(tmp_path / "b.png", 2)).photo
     with pytest.raises(StoreError, match="is a close-up"):
         store.save_detection(close.id, detection([square_lesion(1, 5, 5)]))
-    verdict = CloseupAssessment(lesion_id=None, p_malignant=0.5, analysed_size=(64, 48))
+    verdict = CloseupAssessment(
+        lesion_id=None, p_malignant=0.5, p_lesion=0.9, analysed_size=(64, 48)
+    )
     with pytest.raises(StoreError, match="is a body photo"):
         store.save_detection(body.id, _closeup([], verdict))
     assert store.list_analyses(close.id) == [] and store.list_analyses(body.id) == []
