@@ -71,11 +71,15 @@ def _faults_per_pass(mode: str) -> tuple[bool, int]:
     reason="a glibc setting",
 )
 def test_freed_blocks_are_reused_instead_of_faulted_in_again() -> None:
-    # a small network's layer outputs (9 MB each) are freed and allocated again every pass
+    # a small network's layer outputs (9 MB, 2304 pages each) are freed and allocated again
+    # every pass. With glibc's defaults a fresh process faults some of them in again on every
+    # pass: usually about 9000 pages here, but glibc's adaptive threshold makes it vary from
+    # one process to the next (a few hundred in some). With the setting no buffer is faulted
+    # in again: under 100 pages a pass, a small fraction of one buffer.
     default_faults = _faults_per_pass("default")[1]
     in_force, reuse_faults = _faults_per_pass("reuse")
     assert in_force
-    assert default_faults > 1000 and reuse_faults < default_faults / 20
+    assert reuse_faults < 100 and reuse_faults < default_faults
 
 
 def test_the_users_malloc_settings_stand(monkeypatch) -> None:
