@@ -177,6 +177,36 @@ def step_detect(state: SelfTestState) -> str:
     return f"{len(detections[0].lesions)} lesions on A, {len(detections[1].lesions)} on B"
 
 
+def step_closeup(state: SelfTestState) -> str:
+    """Photo A cut down to a close-up of its surest lesion (8 diameters across, at least 64
+    px; the central third of the photo when it has none), analysed as a close-up."""
+    if state.analyzer is None or state.images is None or state.detections is None:
+        raise StepSkipped("needs models, photos and detections")
+    if state.analyzer.closeup_side_px <= 0:
+        raise StepSkipped("the detector has no close-up setting (inference.closeup_side_px)")
+    image, lesions = state.images[0], state.detections[0].lesions
+    h, w = image.shape[:2]
+    if lesions:
+        surest = max(lesions, key=lambda lesion: lesion.score)
+        (cx, cy), diameter = surest.centroid, 2.0 * np.sqrt(surest.area_px / np.pi)
+        half = max(32, int(4 * diameter))
+    else:
+        (cx, cy), half = (w / 2, h / 2), max(1, min(h, w) // 6)
+    x0, y0 = max(0, int(cx) - half), max(0, int(cy) - half)
+    crop = np.ascontiguousarray(image[y0 : int(cy) + half, x0 : int(cx) + half])
+    detection = state.analyzer.detect(crop, closeup=True)
+    _check_detection(detection, crop, "close-up")
+    verdict = detection.closeup
+    if verdict is None or not 0.0 <= verdict.p_malignant <= 1.0:
+        raise StepFailed(f"close-up: no verdict on its lesion ({verdict})")
+    where = "central region" if verdict.lesion_id is not None else "centre, no region"
+    return (
+        f"{crop.shape[1]}x{crop.shape[0]} crop of A analysed at "
+        f"{verdict.analysed_size[0]}x{verdict.analysed_size[1]}: {where}, "
+        f"p malignant {verdict.p_malignant:.2f}"
+    )
+
+
 def step_track(state: SelfTestState) -> str:
     if state.analyzer is None or state.images is None or state.detections is None:
         raise StepSkipped("needs models, photos and detections")
@@ -315,6 +345,7 @@ def run_self_test(args: argparse.Namespace) -> int:
         ("models", lambda: step_models(state)),
         ("photos", lambda: step_photos(state, Path(photos) if photos else None)),
         ("detect", lambda: step_detect(state)),
+        ("closeup", lambda: step_closeup(state)),
         ("track", lambda: step_track(state)),
         ("store", lambda: step_store(state)),
         ("views", lambda: step_views(state, work_dir / "views")),

@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import REPO_ROOT
 from tests.lesionviewer.app_samples import tiny_model_folders
 
-STEP_NAMES = ("models", "photos", "detect", "track", "store", "views", "report")
+STEP_NAMES = ("models", "photos", "detect", "closeup", "track", "store", "views", "report")
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +139,7 @@ def test_missing_models_fail_with_reason_and_other_steps_still_run(inputs, tmp_p
     assert code == 1, output
     steps = step_lines(output)
     assert steps["models"] == "FAIL"
-    assert steps["detect"] == steps["track"] == "skip"
+    assert steps["detect"] == steps["closeup"] == steps["track"] == "skip"
     assert steps["photos"] == steps["store"] == steps["views"] == steps["report"] == "ok"
     [summary] = [line for line in output.splitlines() if line.startswith("self-test: FAILED")]
     assert "no model" in summary and str(empty / "detector") in summary
