@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from core.types import Detection
+from core.types import CloseupAssessment, Detection
 
 MALIGNANT_RGB = (230, 25, 25)
 BENIGN_RGB = (255, 220, 0)
@@ -91,6 +91,41 @@ def _draw_legend(canvas: np.ndarray) -> None:
         )
 
 
+def closeup_caption(verdict: CloseupAssessment) -> str:
+    """The overlay's line for a close-up: ``close-up: region 1, p malignant 0.97``, or
+    ``close-up: no region, centre P(lesion) 0.00, p malignant 0.43``."""
+    if verdict.lesion_id is not None:
+        where = f"region {verdict.lesion_id}"
+    else:
+        where = f"no region, centre P(lesion) {verdict.p_lesion:.2f}"
+    return f"close-up: {where}, p malignant {verdict.p_malignant:.2f}"
+
+
+def _draw_caption(canvas: np.ndarray, text: str) -> None:
+    """``text`` in white on a darkened band along the bottom-left (left out when it does not
+    fit the photo)."""
+    scale = _scale(canvas)
+    font_scale = 0.45 * scale
+    thickness = max(1, round(scale))
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
+    pad = int(6 * scale)
+    width, height = tw + 2 * pad, th + base + 2 * pad
+    if width >= canvas.shape[1] or height >= canvas.shape[0]:
+        return
+    region = canvas[-height:, :width]
+    region[...] = (region.astype(np.float32) * 0.35).astype(np.uint8)
+    cv2.putText(
+        canvas,
+        text,
+        (pad, canvas.shape[0] - pad - base),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        font_scale,
+        (255, 255, 255),
+        thickness,
+        cv2.LINE_AA,
+    )
+
+
 def detection_overlay(
     image: np.ndarray, detection: Detection, *, legend: bool = True
 ) -> np.ndarray:
@@ -98,7 +133,8 @@ def detection_overlay(
 
     Heat: colour from yellow (benign) to red (malignant) by P(malignant | lesion),
     opacity ``MAX_ALPHA * P(lesion)`` where P(lesion) >= ``MIN_P_LESION``. Each lesion's
-    outline in red (p_malignant >= 0.5) or yellow, with its id; a legend top-left.
+    outline in red (p_malignant >= 0.5) or yellow, with its id; a legend top-left; for a
+    close-up, its verdict along the bottom (:func:`closeup_caption`).
     """
     if image.shape[:2] != detection.heatmap.shape[:2]:
         raise ValueError(
@@ -111,4 +147,6 @@ def detection_overlay(
     _draw_lesions(canvas, detection)
     if legend:
         _draw_legend(canvas)
+    if detection.closeup is not None:
+        _draw_caption(canvas, closeup_caption(detection.closeup))
     return canvas

@@ -41,3 +41,19 @@ def test_outlines_and_legend_are_drawn() -> None:
     assert (plain[60, 50:90, 0] > 150).all() and (plain[60, 50:90, 1] < 100).all()
     with_legend = detection_overlay(image, detection)
     assert not np.array_equal(with_legend[:20, :20], plain[:20, :20])
+
+
+def test_a_closeups_verdict_is_written_along_the_bottom() -> None:
+    from core.overlay import closeup_caption
+    from core.types import CloseupAssessment
+
+    image, detection = _detection()
+    verdict = CloseupAssessment(lesion_id=1, p_malignant=0.9, p_lesion=0.95, analysed_size=(1, 1))
+    closeup = Detection(detection.heatmap, detection.lesions, detection.model, closeup=verdict)
+    plain = detection_overlay(image, detection, legend=False)
+    captioned = detection_overlay(image, closeup, legend=False)
+    assert not np.array_equal(captioned[-15:, :100], plain[-15:, :100])
+    assert np.array_equal(captioned[:150], plain[:150])  # nothing else changes
+    assert closeup_caption(verdict) == "close-up: region 1, p malignant 0.90"
+    blank = CloseupAssessment(lesion_id=None, p_malignant=0.43, p_lesion=0.0, analysed_size=(1, 1))
+    assert closeup_caption(blank) == "close-up: no region, centre P(lesion) 0.00, p malignant 0.43"
