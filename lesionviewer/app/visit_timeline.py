@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFormLayout,
     QGridLayout,
+    QHeaderView,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -45,8 +46,12 @@ class VisitTimeline(QWidget):
         self.header.setStyleSheet("font-weight: bold")
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["Visit / photo", "Photos", "Lesions"])
-        self.tree.setColumnWidth(0, 130)
-        self.tree.setColumnWidth(1, 50)
+        # the name column takes the room the two counts leave ("back (close-up)" fits)
+        header = self.tree.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.new_button = QPushButton("New visit...")
         self.import_button = QPushButton("Import photos...")
@@ -92,7 +97,8 @@ class VisitTimeline(QWidget):
                 child = QTreeWidgetItem([name, "", str(len(photo.marks))])
                 child.setData(0, VISIT_ROLE, visit.visit_id)
                 child.setData(0, PHOTO_ROLE, photo.photo_id)
-                child.setToolTip(0, photo.path.name)
+                tip = photo.path.name + (" - a close-up of one lesion" if photo.closeup else "")
+                child.setToolTip(0, tip)
                 item.addChild(child)
             self.tree.addTopLevelItem(item)
             item.setExpanded(True)
