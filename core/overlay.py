@@ -136,14 +136,13 @@ def detection_overlay(
     outline in red (p_malignant >= 0.5) or yellow, with its id; a legend top-left; for a
     close-up, its verdict along the bottom (:func:`closeup_caption`).
     """
-    if image.shape[:2] != detection.heatmap.shape[:2]:
-        raise ValueError(
-            f"image {image.shape[:2]} and heatmap {detection.heatmap.shape[:2]} differ in size"
-        )
+    if image.shape[:2] != tuple(detection.shape):
+        raise ValueError(f"image {image.shape[:2]} and heatmap {detection.shape} differ in size")
     canvas = np.empty_like(image)
+    # strip by strip from the detection's coarse map: never the whole full-resolution heatmap
     for y in range(0, image.shape[0], _STRIP_ROWS):
         rows = slice(y, y + _STRIP_ROWS)
-        canvas[rows] = _heat_strip(image[rows], detection.heatmap[rows])
+        canvas[rows] = _heat_strip(image[rows], detection.heatmap_rows(y, y + _STRIP_ROWS))
     _draw_lesions(canvas, detection)
     if legend:
         _draw_legend(canvas)

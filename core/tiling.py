@@ -206,6 +206,18 @@ class CoarseProbabilities:
         """float32 (height, width, C): the same pixels of :meth:`upsample`, alone."""
         return upsample_window(self.values, self.stride, x0, y0, width, height)
 
+    def resized(self, width: int, height: int) -> np.ndarray:
+        """float32 (height, width, C): the photo's probabilities at another size (area
+        averaging to shrink, bilinear to enlarge), made from the stride grid without the
+        whole full-resolution map (a 48 MP photo's is 580 MB). For display: the grid's last
+        cells reach up to ``stride - 1`` pixels past the photo's edge."""
+        rows = math.ceil(self.height / self.stride)
+        cols = math.ceil(self.width / self.stride)
+        grid = np.ascontiguousarray(self.values[:rows, :cols])
+        shrink = width < cols or height < rows
+        interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+        return cv2.resize(grid, (width, height), interpolation=interp).reshape(height, width, -1)
+
 
 def torch_tile_fn(model: torch.nn.Module, device: torch.device) -> TileFn:
     """A :data:`TileFn` running a torch network (eval mode, on ``device``).

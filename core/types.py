@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Protocol
 
+import cv2
 import numpy as np
 
 
@@ -69,6 +70,10 @@ class CoarseHeatmap(Protocol):
     width: int
 
     def upsample(self) -> np.ndarray: ...
+
+    def window(self, x0: int, y0: int, width: int, height: int) -> np.ndarray: ...
+
+    def resized(self, width: int, height: int) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -133,6 +138,28 @@ class Detection:
         if isinstance(self.source, np.ndarray):
             return self.source
         return self.source.upsample()
+
+    def heatmap_rows(self, y0: int, y1: int) -> np.ndarray:
+        """float32 (y1 - y0, W, 3): rows [y0, y1) of :attr:`heatmap`, without making the
+        whole full-resolution heatmap when it is not made yet (a 48 MP photo's is 580 MB)."""
+        if isinstance(self.source, np.ndarray) or "heatmap" in self.__dict__:
+            return self.heatmap[y0:y1]
+        height, width = self.shape
+        y1 = min(y1, height)
+        return self.source.window(0, y0, width, y1 - y0)
+
+    def heatmap_resized(self, width: int, height: int) -> np.ndarray:
+        """float32 (height, width, 3): the heatmap brought to another size (area averaging
+        to shrink), from the coarse map when the full heatmap is not made yet."""
+        if isinstance(self.source, np.ndarray) or "heatmap" in self.__dict__:
+            full = self.heatmap
+            shrink = width < full.shape[1] or height < full.shape[0]
+            interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+            resized = cv2.resize(
+                np.asarray(full, np.float32), (width, height), interpolation=interp
+            )
+            return resized.reshape(height, width, -1)
+        return self.source.resized(width, height)
 
     @property
     def shape(self) -> tuple[int, int]:

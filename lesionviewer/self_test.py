@@ -252,7 +252,7 @@ def step_store(state: SelfTestState) -> str:
         if state.detections is not None:
             for photo, detection in zip(photos, state.detections, strict=True):
                 saved += len(store.save_detection(photo.id, detection).observations)
-                save_heatmap(data_dir, photo.sha256, detection.heatmap)
+                save_heatmap(data_dir, photo.sha256, detection)
         links = 0
         if state.tracking is not None:
             links = len(store.save_tracking(photos[0].id, photos[1].id, state.tracking))

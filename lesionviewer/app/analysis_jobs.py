@@ -135,7 +135,7 @@ def run_analysis(
                 progress((i + float(fraction)) / steps, "")
 
             detection = analyzer.detect(image, closeup=job.closeup, progress=sub, cancel=cancel)
-            save_heatmap(data_dir, job.sha256, detection.heatmap)
+            save_heatmap(data_dir, job.sha256, detection)
             del image
             saved = store.save_detection(job.photo_id, detection)
             lesions += len(saved.observations)

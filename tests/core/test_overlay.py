@@ -57,3 +57,20 @@ def test_a_closeups_verdict_is_written_along_the_bottom() -> None:
     assert closeup_caption(verdict) == "close-up: region 1, p malignant 0.90"
     blank = CloseupAssessment(lesion_id=None, p_malignant=0.43, p_lesion=0.0, analysed_size=(1, 1))
     assert closeup_caption(blank) == "close-up: no region, centre P(lesion) 0.00, p malignant 0.43"
+
+
+def test_the_overlay_of_a_coarse_map_never_makes_the_whole_heatmap() -> None:
+    from core.tiling import CoarseProbabilities
+
+    rng = np.random.default_rng(3)
+    values = rng.random((150, 120, 3)).astype(np.float32)
+    values /= values.sum(axis=2, keepdims=True)
+    coarse = CoarseProbabilities(values, 4, 597, 478)  # a strip of 512 rows, then 85
+    image = rng.integers(0, 256, (597, 478, 3), dtype=np.uint8)
+    info = ModelInfo("m", "1", "0" * 64)
+    lazy = Detection(heatmap=coarse, lesions=(), model=info)
+    out = detection_overlay(image, lazy)
+    assert "heatmap" not in lazy.__dict__  # the full heatmap was never made
+    full = Detection(heatmap=coarse.upsample(), lesions=(), model=info)
+    np.testing.assert_array_equal(out, detection_overlay(image, full))
+    np.testing.assert_array_equal(lazy.heatmap_rows(500, 597), full.heatmap[500:597])
