@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Protocol
 
-import cv2
 import numpy as np
 
 
@@ -147,19 +146,6 @@ class Detection:
         height, width = self.shape
         y1 = min(y1, height)
         return self.source.window(0, y0, width, y1 - y0)
-
-    def heatmap_resized(self, width: int, height: int) -> np.ndarray:
-        """float32 (height, width, 3): the heatmap brought to another size (area averaging
-        to shrink), from the coarse map when the full heatmap is not made yet."""
-        if isinstance(self.source, np.ndarray) or "heatmap" in self.__dict__:
-            full = self.heatmap
-            shrink = width < full.shape[1] or height < full.shape[0]
-            interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-            resized = cv2.resize(
-                np.asarray(full, np.float32), (width, height), interpolation=interp
-            )
-            return resized.reshape(height, width, -1)
-        return self.source.resized(width, height)
 
     @property
     def shape(self) -> tuple[int, int]:

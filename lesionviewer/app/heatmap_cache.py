@@ -29,14 +29,18 @@ def compact_heatmap(heatmap: np.ndarray | Detection, *, max_side: int = MAX_SIDE
     (12 bytes a pixel, 2.4 GB at 200 MP) is never made."""
     h, w = heatmap.shape[:2]
     scale = min(1.0, max_side / max(h, w))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
     if isinstance(heatmap, Detection):
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        small = heatmap.heatmap_resized(*size) if scale < 1.0 else heatmap.heatmap
-    elif scale < 1.0:
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        if scale < 1.0 and not isinstance(heatmap.source, np.ndarray):
+            return _to_uint8(heatmap.source.resized(*size))
+        heatmap = heatmap.heatmap
+    small = heatmap
+    if scale < 1.0:
         small = cv2.resize(heatmap.astype(np.float32), size, interpolation=cv2.INTER_AREA)
-    else:
-        small = heatmap
+    return _to_uint8(small)
+
+
+def _to_uint8(small: np.ndarray) -> np.ndarray:
     if small.dtype == np.uint8:
         return small
     return np.clip(np.asarray(small, np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)

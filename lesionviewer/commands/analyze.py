@@ -35,6 +35,7 @@ from pathlib import Path
 
 from core.errors import LesionViewerError
 from core.io import load_photo, save_rgb
+from core.overlay import closeup_caption
 from core.types import Detection
 
 SCHEMA = 1
@@ -81,17 +82,12 @@ def detection_json(detection: Detection) -> dict:
 
 
 def _summary(detection: Detection) -> str:
-    """``8 lesions``; for a close-up ``2 regions, the central one p_malignant 0.43``."""
-    verdict, count = detection.closeup, len(detection.lesions)
-    if verdict is None:
+    """``8 lesions``; for a close-up ``2 regions, close-up: region 2, p malignant 0.43``
+    (the overlay's caption, :func:`core.overlay.closeup_caption`)."""
+    count = len(detection.lesions)
+    if detection.closeup is None:
         return f"{count} lesions"
-    regions = f"{count} region{'' if count == 1 else 's'}"
-    if verdict.lesion_id is not None:
-        return f"{regions}, the central one p_malignant {verdict.p_malignant:.2f}"
-    return (
-        f"{regions}, the photo's centre P(lesion) {verdict.p_lesion:.2f}, "
-        f"p_malignant {verdict.p_malignant:.2f}"
-    )
+    return f"{count} region{'' if count == 1 else 's'}, {closeup_caption(detection.closeup)}"
 
 
 def _write_json(path: Path, document: dict) -> None:

@@ -186,6 +186,6 @@ def collect_report(
         models=tuple(models.values()),
         deidentified=deidentify,
         closeup_analyses={
-            k: a for k, a in record.closeup_analyses.items() if k in {p.id for p in photos}
+            p.id: record.closeup_analyses[p.id] for p in photos if p.id in record.closeup_analyses
         },
     )
