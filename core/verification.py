@@ -29,11 +29,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 
+from core.blas import single_threaded_blas
+from core.crop_sampling import (
+    axis_bands,
+    coarse_bands,
+    densify,
+    round_to_uint8,
+    sample,
+    sample_many,
+)
 from core.postprocess import PostprocessConfig
-from core.tiling import CoarseProbabilities, upsample_window
+from core.tiling import CoarseProbabilities
 from core.types import Lesion
 
 if TYPE_CHECKING:
@@ -85,46 +93,86 @@ def context_side(area_px: float) -> float:
     return min(max(CONTEXT_PER_DIAMETER * diameter, MIN_CONTEXT_PX), MAX_CONTEXT_PX)
 
 
-def _window(cx: float, cy: float, side: float, width: int, height: int) -> tuple[int, ...]:
-    """(x0, y0, x1, y1), x1 and y1 exclusive: the photo window that a crop of ``side``
-    around (cx, cy) reads, with room for the anti-alias blur, clipped to the photo."""
-    scale = CROP_SIZE / side
-    sigma = 0.5 / scale if scale < 0.75 else 0.0
-    margin = int(math.ceil(3 * sigma)) + 2
-    half = side / 2 + margin
-    x0, y0 = max(0, int(math.floor(cx - half))), max(0, int(math.floor(cy - half)))
-    x1, y1 = min(width, int(math.ceil(cx + half)) + 1), min(height, int(math.ceil(cy + half)) + 1)
-    return x0, y0, x1, y1
+#: OpenCV's Gaussian kernel reaches 3 sigma for uint8 photos and 4 sigma for float maps;
+#: the crops keep both, the verifier was trained on them
+_PHOTO_TAPS_PER_SIGMA, _MAP_TAPS_PER_SIGMA = 3, 4
+#: shrinking by less than this is not blurred first
+_BLUR_BELOW_SCALE = 0.75
 
 
-def _crop(window: np.ndarray, cx: float, cy: float, side: float) -> np.ndarray:
-    """CROP_SIZE x CROP_SIZE resampling of ``side`` x ``side`` pixels centred on (cx, cy),
-    given in the window's own coordinates. Shrinking blurs first, so that nothing aliases."""
-    scale = CROP_SIZE / side
-    if scale < 0.75:
-        window = cv2.GaussianBlur(window, (0, 0), 0.5 / scale)
-    centre = (CROP_SIZE - 1) / 2.0
-    matrix = np.float32([[scale, 0, centre - scale * cx], [0, scale, centre - scale * cy]])
-    return cv2.warpAffine(
-        window,
-        matrix,
-        (CROP_SIZE, CROP_SIZE),
-        flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REFLECT_101,
-    )
+@dataclass(frozen=True)
+class _CropWindows:
+    """N crops of CROP_SIZE pixels, crop k spanning ``sides[k]`` photo pixels centred on
+    (cx[k], cy[k]), and the photo windows they read: ``boxes`` int64 (N, 4) of
+    (x0, y0, x1, y1), x1 and y1 exclusive, with room for the anti-alias blur, clipped to
+    the photo."""
+
+    cx: np.ndarray
+    cy: np.ndarray
+    scales: np.ndarray
+    sigmas: np.ndarray
+    boxes: np.ndarray
+
+    @classmethod
+    def around(
+        cls, cx: np.ndarray, cy: np.ndarray, sides: np.ndarray, width: int, height: int
+    ) -> _CropWindows:
+        scales = CROP_SIZE / sides
+        # shrinking blurs first, so that nothing aliases
+        sigmas = np.where(scales < _BLUR_BELOW_SCALE, 0.5 / scales, 0.0)
+        half = sides / 2 + np.ceil(3 * sigmas) + 2
+        boxes = np.stack(
+            [
+                np.maximum(0, np.floor(cx - half)),
+                np.maximum(0, np.floor(cy - half)),
+                np.minimum(width, np.ceil(cx + half) + 1),
+                np.minimum(height, np.ceil(cy + half) + 1),
+            ],
+            axis=1,
+        ).astype(np.int64)
+        return cls(cx, cy, scales, sigmas, boxes)
+
+    def lengths(self, axis: int) -> np.ndarray:
+        """int64 (N,) window widths (axis 0) or heights (1)."""
+        return self.boxes[:, axis + 2] - self.boxes[:, axis]
+
+    def bands(self, axis: int, taps_per_sigma: int) -> tuple[np.ndarray, np.ndarray]:
+        """Sparse weights (:func:`core.crop_sampling.axis_bands`) along x (0) or y (1)."""
+        centres = (self.cx if axis == 0 else self.cy) - self.boxes[:, axis]
+        return axis_bands(
+            self.lengths(axis), centres, self.scales, CROP_SIZE, self.sigmas, taps_per_sigma
+        )
+
+    def weights(self, axis: int, taps_per_sigma: int) -> np.ndarray:
+        """float32 (N, CROP_SIZE, longest window) weight matrices along x (0) or y (1)."""
+        return densify(*self.bands(axis, taps_per_sigma), int(self.lengths(axis).max()))
 
 
-def _p_lesion_window(
-    heatmap: np.ndarray | CoarseProbabilities, x0: int, y0: int, x1: int, y1: int
-) -> np.ndarray:
-    if isinstance(heatmap, CoarseProbabilities):
-        # the background channel alone: a third of the upsampling, the same values
-        background = upsample_window(
-            heatmap.values[:, :, :1], heatmap.stride, x0, y0, x1 - x0, y1 - y0
-        )[:, :, 0]
-    else:
-        background = heatmap[y0:y1, x0:x1, 0]
-    return np.clip(1.0 - background, 0.0, 1.0).astype(np.float32)
+def _p_lesion_crops(heatmap: np.ndarray | CoarseProbabilities, windows: _CropWindows) -> np.ndarray:
+    """float32 (N, CROP_SIZE, CROP_SIZE): the detector's P(lesion) = 1 - P(background) over
+    each crop's pixels."""
+    if not isinstance(heatmap, CoarseProbabilities):
+        wx = windows.weights(0, _MAP_TAPS_PER_SIGMA)
+        wy = windows.weights(1, _MAP_TAPS_PER_SIGMA)
+        background = [
+            sample(heatmap[y0:y1, x0:x1, 0], wy[k, :, : y1 - y0], wx[k, :, : x1 - x0])[0]
+            for k, (x0, y0, x1, y1) in enumerate(windows.boxes)
+        ]
+        return 1.0 - np.stack(background)
+    # the upsampling folded into the weights: only the stride grid's cells are read, in
+    # windows small enough for one batch
+    grid = heatmap.values[:, :, 0]
+    per_axis = []
+    for axis in (0, 1):
+        cells, weights, first = coarse_bands(
+            *windows.bands(axis, _MAP_TAPS_PER_SIGMA),
+            windows.boxes[:, axis],
+            heatmap.stride,
+            grid.shape[1 - axis],
+        )
+        per_axis.append((densify(cells, weights, int(cells.max()) + 1), first))
+    (wx, x0), (wy, y0) = per_axis
+    return 1.0 - sample_many(grid, (y0, x0), wy, wx)[:, 0]
 
 
 def scalar_features(lesion: Lesion, side: float) -> list[float]:
@@ -140,6 +188,43 @@ def scalar_features(lesion: Lesion, side: float) -> list[float]:
     ]
 
 
+def _crop_planes(
+    image: np.ndarray,
+    heatmap: np.ndarray | CoarseProbabilities,
+    regional: _CropWindows,
+    fixed: _CropWindows,
+) -> tuple[np.ndarray, np.ndarray]:
+    """float32 (N, 6, S, S) photo planes (region-sized crop, fixed-size crop) and float32
+    (N, S, S) P(lesion) of the candidates, unrounded."""
+    count = len(regional.boxes)
+    photo = np.empty((count, 6, CROP_SIZE, CROP_SIZE), np.float32)
+    # the fixed-size crops' windows are small: one batch
+    photo[:, 3:6] = sample_many(
+        image,
+        (fixed.boxes[:, 1], fixed.boxes[:, 0]),
+        fixed.weights(1, _PHOTO_TAPS_PER_SIGMA),
+        fixed.weights(0, _PHOTO_TAPS_PER_SIGMA),
+    )
+    # the region-sized ones reach 300 px: one pair of matrix products each
+    wx = regional.weights(0, _PHOTO_TAPS_PER_SIGMA)
+    wy = regional.weights(1, _PHOTO_TAPS_PER_SIGMA)
+
+    def fill(k: int) -> None:
+        x0, y0, x1, y1 = regional.boxes[k]
+        photo[k, 0:3] = sample(image[y0:y1, x0:x1], wy[k, :, : y1 - y0], wx[k, :, : x1 - x0])
+
+    # the matrix products release the GIL (a 12 MP photo can have a few hundred
+    # candidates): spread them over the cores
+    workers = min(count // 16, os.cpu_count() or 1, 8)
+    if workers > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(fill, range(count)))
+    else:
+        for k in range(count):
+            fill(k)
+    return photo, _p_lesion_crops(heatmap, regional)
+
+
 def candidate_inputs(
     image: np.ndarray,
     heatmap: np.ndarray | CoarseProbabilities,
@@ -147,41 +232,35 @@ def candidate_inputs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The verifier's inputs for candidate ``lesions`` of an (H, W, 3) uint8 RGB ``image``.
 
-    heatmap: the detector's output on the image (full (H, W, 3) or its coarse form; only
-    windows around the candidates are upsampled).
+    heatmap: the detector's output on the image (full (H, W, 3) or its coarse form, of
+    which only the stride grid around the candidates is read).
     Returns (crops uint8 (N, 7, S, S), scalars float32 (N, 4)), S = :data:`CROP_SIZE`.
     Crops are centred on each region's centroid: planes 0-2 the photo over
     :func:`context_side` pixels, 3-5 the photo over :data:`FIXED_CONTEXT_PX` pixels, 6 the
-    detector's P(lesion) over the first crop's pixels (x 255).
+    detector's P(lesion) over the first crop's pixels (x 255). A crop that shrinks is
+    Gaussian-blurred first (sigma 0.5 / scale), then sampled bilinearly, as
+    ``cv2.GaussianBlur`` and ``cv2.warpAffine`` do it, computed as the products of
+    :mod:`core.crop_sampling` (planes 3-6 as OpenCV gives them, 0-2 within one grey level).
     """
     height, width = image.shape[:2]
-    crops = np.zeros((len(lesions), 7, CROP_SIZE, CROP_SIZE), np.uint8)
-    scalars = np.zeros((len(lesions), 4), np.float32)
-
-    def fill(index: int) -> None:
-        lesion = lesions[index]
-        cx, cy = (float(v) for v in lesion.centroid)
-        side = context_side(lesion.area_px)
-        x0, y0, x1, y1 = _window(cx, cy, side, width, height)
-        window = image[y0:y1, x0:x1]
-        crops[index, 0:3] = _crop(window, cx - x0, cy - y0, side).transpose(2, 0, 1)
-        p_lesion = _p_lesion_window(heatmap, x0, y0, x1, y1)
-        heat = _crop(p_lesion, cx - x0, cy - y0, side)
-        crops[index, 6] = np.clip(heat * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        fx0, fy0, fx1, fy1 = _window(cx, cy, FIXED_CONTEXT_PX, width, height)
-        fixed = _crop(image[fy0:fy1, fx0:fx1], cx - fx0, cy - fy0, FIXED_CONTEXT_PX)
-        crops[index, 3:6] = fixed.transpose(2, 0, 1)
-        scalars[index] = scalar_features(lesion, side)
-
-    # OpenCV releases the GIL, and the anti-alias blur of large regions is most of the work
-    # (a 12 MP photo can have a few hundred candidates): spread them over the cores
-    workers = min(len(lesions) // 16, os.cpu_count() or 1, 8)
-    if workers > 1:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(fill, range(len(lesions))))
-    else:
-        for index in range(len(lesions)):
-            fill(index)
+    count = len(lesions)
+    crops = np.zeros((count, 7, CROP_SIZE, CROP_SIZE), np.uint8)
+    scalars = np.zeros((count, 4), np.float32)
+    if count == 0:
+        return crops, scalars
+    cx = np.array([float(lesion.centroid[0]) for lesion in lesions])
+    cy = np.array([float(lesion.centroid[1]) for lesion in lesions])
+    sides = np.array([context_side(lesion.area_px) for lesion in lesions])
+    regional = _CropWindows.around(cx, cy, sides, width, height)
+    fixed = _CropWindows.around(cx, cy, np.full(count, FIXED_CONTEXT_PX), width, height)
+    # numpy's BLAS single-threaded: the region-sized crops are spread over the cores below,
+    # and OpenBLAS's own idle workers would take the cores from the next network pass
+    with single_threaded_blas():
+        photo, heat = _crop_planes(image, heatmap, regional, fixed)
+    crops[:, 0:6] = round_to_uint8(photo)
+    crops[:, 6] = np.clip(heat * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    for k, lesion in enumerate(lesions):
+        scalars[k] = scalar_features(lesion, sides[k])
     return crops, scalars
 
 
