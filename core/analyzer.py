@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from core.closeup import assess, lift_detection, resize_longer_side
-from core.device import RuntimeDevice, choose_device
+from core.device import RuntimeDevice, choose_device, choose_precision
 from core.errors import Cancelled, ModelError
 from core.memory import avoid_hugepage_stalls, reuse_freed_memory
 from core.multiscale import analysis_scales, multiscale_probabilities
@@ -52,15 +52,36 @@ def model_info(meta: dict) -> ModelInfo:
     )
 
 
-def prepare_for_inference(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """Eval mode, BatchNorm folded (when the network offers it), channels_last on ``device``."""
+def prepare_for_inference(
+    model: torch.nn.Module, device: torch.device, precision: str = "float32"
+) -> torch.nn.Module:
+    """Eval mode, BatchNorm folded (when the network offers it), channels_last on ``device``.
+
+    ``precision`` "bfloat16" (see :func:`core.device.choose_precision`) converts the
+    network's weights on a CPU; a verifier it carries stays float32 (a few per cent of the
+    time, and it gives the scores). On CUDA it is ignored: the tiles run under autocast.
+    """
     import torch
 
     model.eval()
     fuse = getattr(model, "fuse_for_inference", None)
     if fuse is not None:
         fuse()
-    return model.to(device=device, memory_format=torch.channels_last)
+    model = model.to(device=device, memory_format=torch.channels_last)
+    if precision == "bfloat16" and device.type == "cpu":
+        model = model.to(dtype=torch.bfloat16)
+        verifier = getattr(model, "verifier", None)
+        if verifier is not None:
+            verifier.float()
+    return model
+
+
+def _effective_precision(device: Any, backend: str, requested: str) -> str:
+    """What the detector's network runs in: CUDA autocasts to float16, ONNX Runtime and
+    the torch CPU backend without bfloat16 run float32."""
+    if getattr(device, "type", "cpu") == "cuda":
+        return "float16"
+    return requested if backend == "torch" else "float32"
 
 
 def _check_image(image: np.ndarray, name: str) -> None:
@@ -174,12 +195,17 @@ class Analyzer:
         detector_meta: dict,
         tracker_folder: Path,
         backend: str = "torch",
+        precision: str = "float32",
     ) -> None:
         avoid_hugepage_stalls()  # full-resolution arrays: see core.memory
         reuse_freed_memory()  # no page-fault churn between layers and tiles: see core.memory
         self._device = device
         self._backend = backend
-        self._detector = prepare_for_inference(detector, device) if backend == "torch" else detector
+        self._precision = _effective_precision(device, backend, precision)
+        if backend == "torch":
+            self._detector = prepare_for_inference(detector, device, self._precision)
+        else:
+            self._detector = detector
         self._detector_meta = detector_meta
         self._detector_info = model_info(detector_meta)
         tile = detector_meta.get("tile") or {}
@@ -217,6 +243,7 @@ class Analyzer:
         detector: str | Path | None = None,
         tracker: str | Path | None = None,
         backend: str = "auto",
+        precision: str | None = None,
     ) -> Analyzer:
         """Load the detector model folder (default: the shipped ``models/detector``).
 
@@ -224,10 +251,15 @@ class Analyzer:
         loaded on the first :meth:`track`/:meth:`map_points`. ``backend``: ``"torch"``,
         ``"onnx"`` (ONNX Runtime on the CPU, the folders' ``model.onnx``) or ``"auto"``
         (torch when it is installed, else ONNX; see :func:`core.runtime.choose_backend`).
+        ``precision``: the detector network's number format on a CPU, ``"float32"`` or
+        ``"bfloat16"`` (None: ``LESIONVIEWER_PRECISION``, else float32; see
+        :func:`core.device.choose_precision`).
         Raises :class:`core.errors.ModelError` for a missing or corrupt folder (or a missing
         or stale ``model.onnx`` for the ONNX backend), ``RuntimeError`` when CUDA is
-        requested but unavailable (always, with the ONNX backend).
+        requested but unavailable (always, with the ONNX backend), ``ValueError`` for an
+        unknown device or precision.
         """
+        chosen_precision = choose_precision(precision)
         chosen_backend = choose_backend(backend)
         detector_folder = Path(detector) if detector is not None else models_dir() / "detector"
         tracker_folder = Path(tracker) if tracker is not None else models_dir() / "tracker"
@@ -251,12 +283,19 @@ class Analyzer:
             detector_meta=meta,
             tracker_folder=tracker_folder,
             backend=chosen_backend,
+            precision=chosen_precision,
         )
 
     @property
     def device(self) -> torch.device | RuntimeDevice:
         """Where the networks run (:class:`core.device.RuntimeDevice` for the ONNX backend)."""
         return self._device
+
+    @property
+    def precision(self) -> str:
+        """The detector network's number format as it runs: "float32", "bfloat16" (asked
+        for, torch on a CPU) or "float16" (autocast on CUDA)."""
+        return self._precision
 
     @property
     def backend(self) -> str:

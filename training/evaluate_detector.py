@@ -103,6 +103,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--update-model-json", action="store_true")
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--precision",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="the detector network's number format on a CPU (model.json's figures: float32)",
+    )
     parser.add_argument("--threads", type=int, default=2)
 
 
@@ -417,7 +423,9 @@ def run(args: argparse.Namespace) -> int:
     from training.synthesis.datasets import DetectionDataset
 
     torch.set_num_threads(max(1, int(args.threads)))
-    analyzer = Analyzer.load(args.device, detector=args.model)
+    if args.update_model_json and args.precision != "float32":
+        raise ValueError("--update-model-json records float32's figures: drop --precision")
+    analyzer = Analyzer.load(args.device, detector=args.model, precision=args.precision)
     meta = analyzer.detector_meta
     train_cfg = meta.get("training", {}).get("config", {})
     data_cfg = train_cfg.get("data", {})
@@ -441,6 +449,7 @@ def run(args: argparse.Namespace) -> int:
         "model": analyzer.detector_info.to_json(),
         "device": str(analyzer.device),
         "threads": torch.get_num_threads(),
+        "precision": analyzer.precision,
         "synthetic": synthetic,
     }
     pad = Path(args.data) / "pad-ufes20-dev"

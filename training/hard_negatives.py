@@ -80,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
     from training.synthesis.datasets import FolderDetectionDataset
 
     torch.set_num_threads(max(1, int(args.threads)))
-    analyzer = Analyzer.load(args.device, detector=args.model)
+    # training data in float32, whatever LESIONVIEWER_PRECISION says
+    analyzer = Analyzer.load(args.device, detector=args.model, precision="float32")
     dataset = FolderDetectionDataset(args.folder)
     negatives: dict[str, list[list[float]]] = {}
     for index in tqdm(range(len(dataset)), desc="mine", mininterval=10.0):

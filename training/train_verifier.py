@@ -302,7 +302,8 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, int(args.threads)))
     cfg = read_config(args.config)
     candidates = PostprocessConfig.from_json(cfg["candidates"])
-    analyzer = Analyzer.load(args.device, detector=args.detector)
+    # training data in float32, whatever LESIONVIEWER_PRECISION says
+    analyzer = Analyzer.load(args.device, detector=args.detector, precision="float32")
     if analyzer.verification is not None:
         raise DataError(args.detector, "this detector already has a verifier")
     data = cfg["data"]

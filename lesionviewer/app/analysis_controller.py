@@ -51,7 +51,10 @@ class AnalysisController(QObject):
                 text += f", tracker {trk.name} {trk.version}"
             except Exception as exc:  # a missing tracker still lets detection run
                 text += f", tracker unavailable ({type(exc).__name__})"
-            return describe_device(analyzer.device), text
+            device = describe_device(analyzer.device)
+            if analyzer.precision == "bfloat16":  # opt-in (LESIONVIEWER_PRECISION): say so
+                device += ", bfloat16"
+            return device, text
 
         def done(result: tuple[str, str]) -> None:
             self.status.set_device(result[0])

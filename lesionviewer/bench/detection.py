@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.device import native_bfloat16
 from lesionviewer.bench import BenchOptions, Measurement
 
 SECTION = "detection"
@@ -103,7 +104,7 @@ def _flops_ratio(options: BenchOptions, folder: Path, note: str) -> list[Measure
     from core.analyzer import Analyzer
     from core.tiling import default_batch_size
 
-    analyzer = Analyzer.load(options.device, detector=folder)
+    analyzer = Analyzer.load(options.device, detector=folder, precision="float32")
     device = analyzer.device
     model = analyzer._detector  # noqa: SLF001 (the prepared, BatchNorm-folded network)
     tile = analyzer.tile_size
@@ -160,7 +161,8 @@ def _child(config: dict) -> dict:
     from core.io import load_photo
     from lesionviewer.commands.analyze import detection_json
 
-    analyzer = Analyzer.load(config["device"], detector=config["model"])
+    # the issue's figures in float32, whatever LESIONVIEWER_PRECISION says; bfloat16 below
+    analyzer = Analyzer.load(config["device"], detector=config["model"], precision="float32")
     out: dict = {"rss_after_load_mb": _peak_rss_mb()}
     paths = {key: Path(path) for key, path in config["photos"].items()}
     sync = torch.cuda.synchronize if analyzer.device.type == "cuda" else (lambda: None)
@@ -193,6 +195,19 @@ def _child(config: dict) -> dict:
         t6.append(_median_time(lambda: analyse(paths["6mp"]), 1, sync))
         t24.append(_median_time(lambda: analyse(paths["24mp"]), 1, sync))
     out["t_6mp"], out["t_24mp"] = statistics.median(t6), statistics.median(t24)
+    if config["bfloat16"]:
+        # the opt-in bfloat16 network (core.device.choose_precision), timed against float32
+        # in rounds, after the memory figure (it holds a second copy of the network)
+        fast = Analyzer.load(config["device"], detector=config["model"], precision="bfloat16")
+        fast.detect(load_photo(paths["12mp"]))
+        t32, t16 = [], []
+        for _ in range(config["repeats"]):
+            t32.append(_median_time(lambda: analyse(paths["12mp"]), 1, sync))
+            start = time.perf_counter()
+            json.dumps(detection_json(fast.detect(load_photo(paths["12mp"]))))
+            t16.append(time.perf_counter() - start)
+        out["t_12mp_bf16"] = statistics.median(t16)
+        out["bf16_gain"] = statistics.median([a / b for a, b in zip(t32, t16, strict=True)])
     return out
 
 
@@ -209,6 +224,7 @@ def _run_child(options: BenchOptions, folder: Path, scratch: Path, sizes: dict) 
         "model": str(folder),
         "photos": photos,
         "repeats": max(1, min(options.repeats, 5)),
+        "bfloat16": _cpu_run(options) and native_bfloat16(),
         "pair_repeats": max(3, options.repeats),
     }
     env = dict(os.environ)
@@ -267,6 +283,13 @@ def _sliding_window_pass(
     return forward, batch, rows * cols, note
 
 
+def _cpu_run(options: BenchOptions) -> bool:
+    """Whether the bench's networks run on the CPU (not CUDA)."""
+    from core.device import choose_device
+
+    return getattr(choose_device(options.device), "type", "cpu") == "cpu"
+
+
 def _peak_rss_mb() -> float:
     """High-water resident memory of this process in MB (VmHWM: not inherited over fork)."""
     try:
@@ -318,8 +341,15 @@ def measure(options: BenchOptions) -> list[Measurement]:
             Measurement(SECTION, "speed-up over sliding window", speedup, "x", ">= 30",
                         speedup >= 30,
                         note=f"on the same {mp:.0f} MP photo, same process; median of "
-                        "per-round ratios")
+                        "per-round ratios; float32 both")
         )  # fmt: skip
+        if "t_12mp_bf16" in child:
+            results.append(
+                Measurement(SECTION, f"{mp:.0f} MP photo end to end, bfloat16 (opt-in)",
+                            child["t_12mp_bf16"], "s",
+                            note=f"float32 / bfloat16 time {child['bf16_gain']:.2f} (rounds in "
+                            "the same process; this CPU computes bfloat16 natively)")
+            )  # fmt: skip
     return results
 
 

@@ -128,3 +128,21 @@ def test_closeup_reports_the_photographed_lesion_in_photo_pixels(
     code = main(["analyze", str(photo), "--json", str(plain), "--model", str(without), "--closeup"])
     assert code == 2 and not plain.exists()
     assert "closeup_side_px" in capsys.readouterr().err.strip()
+
+
+def test_bfloat16_is_a_choice_and_a_bad_variable_exits_2(
+    model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    photo = _photo(tmp_path / "p.png")
+    out = {}
+    for precision in ("float32", "bfloat16"):
+        target = tmp_path / f"{precision}.json"
+        args = ["analyze", str(photo), "--json", str(target), "--model", str(model)]
+        assert main([*args, "--precision", precision]) == 0
+        out[precision] = json.loads(target.read_text())
+    assert out["float32"].keys() == out["bfloat16"].keys()  # the same document
+    assert out["float32"]["model"] == out["bfloat16"]["model"]
+    monkeypatch.setenv("LESIONVIEWER_PRECISION", "half")
+    code = main(["analyze", str(photo), "--json", str(tmp_path / "o.json"), "--model", str(model)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "LESIONVIEWER_PRECISION" in err[0] and "half" in err[0]
