@@ -233,8 +233,9 @@ def torch_tile_fn(model: torch.nn.Module, device: torch.device) -> TileFn:
     if forward is None:
         forward = model
     use_amp = device.type == "cuda"
-    # on the CPU the tiles are given in the weights' dtype
-    dtype = torch.float32 if use_amp else next(model.parameters()).dtype
+    # on the CPU the tiles are given in the weights' dtype (float32 for a network without any)
+    weights = (p.dtype for p in model.parameters()) if isinstance(model, torch.nn.Module) else ()
+    dtype = torch.float32 if use_amp else next(iter(weights), torch.float32)
     # float16, not bfloat16: its 11-bit mantissa keeps the GPU's heatmap within 0.03 of the
     # CPU's (bfloat16: 0.12) and lesion scores within 0.011 (0.077), at the same speed
     # (demo photos + a 12 MP photo on an H200); the folded network's activations stay far
