@@ -81,9 +81,11 @@ def axis_bands(
     )  # (N, size, K + 1)
     reach = np.arange(kernels.shape[2] + 1) - kernels.shape[2] // 2
     taps = first.astype(np.int64)[..., None] + reach
+    # only crops near a window's edge reach past it: fold theirs alone
     limit = lengths[:, None, None]
-    if ((taps < 0) | (taps >= limit)).any():
-        taps = reflect101(taps, limit)
+    folds = ((taps < 0) | (taps >= limit)).any(axis=(1, 2))
+    if folds.any():
+        taps[folds] = reflect101(taps[folds], limit[folds])
     return taps, weights
 
 

@@ -148,19 +148,22 @@ class _CropWindows:
         return densify(*self.bands(axis, taps_per_sigma), int(self.lengths(axis).max()))
 
 
-def _p_lesion_crops(heatmap: np.ndarray | CoarseProbabilities, windows: _CropWindows) -> np.ndarray:
-    """float32 (N, CROP_SIZE, CROP_SIZE): the detector's P(lesion) = 1 - P(background) over
-    each crop's pixels."""
+def _p_lesion_reader(
+    heatmap: np.ndarray | CoarseProbabilities, windows: _CropWindows
+) -> Callable[[int], np.ndarray]:
+    """``read(k)``: float32 (CROP_SIZE, CROP_SIZE), the detector's P(lesion) =
+    1 - P(background) over crop k's pixels."""
     if not isinstance(heatmap, CoarseProbabilities):
         wx = windows.weights(0, _MAP_TAPS_PER_SIGMA)
         wy = windows.weights(1, _MAP_TAPS_PER_SIGMA)
-        background = [
-            sample(heatmap[y0:y1, x0:x1, 0], wy[k, :, : y1 - y0], wx[k, :, : x1 - x0])[0]
-            for k, (x0, y0, x1, y1) in enumerate(windows.boxes)
-        ]
-        return 1.0 - np.stack(background)
-    # the upsampling folded into the weights: only the stride grid's cells are read, in
-    # windows small enough for one batch
+
+        def read_full(k: int) -> np.ndarray:
+            x0, y0, x1, y1 = windows.boxes[k]
+            window = heatmap[y0:y1, x0:x1, 0]
+            return 1.0 - sample(window, wy[k, :, : y1 - y0], wx[k, :, : x1 - x0])[0]
+
+        return read_full
+    # the upsampling folded into the weights: only the stride grid's cells are read
     grid = heatmap.values[:, :, 0]
     per_axis = []
     for axis in (0, 1):
@@ -170,9 +173,15 @@ def _p_lesion_crops(heatmap: np.ndarray | CoarseProbabilities, windows: _CropWin
             heatmap.stride,
             grid.shape[1 - axis],
         )
-        per_axis.append((densify(cells, weights, int(cells.max()) + 1), first))
-    (wx, x0), (wy, y0) = per_axis
-    return 1.0 - sample_many(grid, (y0, x0), wy, wx)[:, 0]
+        spans = cells.reshape(len(cells), -1).max(axis=1) + 1
+        per_axis.append((densify(cells, weights, int(spans.max())), first, spans))
+    (wx, x0, sx), (wy, y0, sy) = per_axis
+
+    def read_grid(k: int) -> np.ndarray:
+        window = grid[y0[k] : y0[k] + sy[k], x0[k] : x0[k] + sx[k]]
+        return 1.0 - sample(window, wy[k, :, : sy[k]], wx[k, :, : sx[k]])[0]
+
+    return read_grid
 
 
 def scalar_features(lesion: Lesion, side: float) -> list[float]:
@@ -205,13 +214,17 @@ def _crop_planes(
         fixed.weights(1, _PHOTO_TAPS_PER_SIGMA),
         fixed.weights(0, _PHOTO_TAPS_PER_SIGMA),
     )
-    # the region-sized ones reach 300 px: one pair of matrix products each
+    # the region-sized ones reach 300 px, their P(lesion) windows of the stride grid 80:
+    # one pair of matrix products each
     wx = regional.weights(0, _PHOTO_TAPS_PER_SIGMA)
     wy = regional.weights(1, _PHOTO_TAPS_PER_SIGMA)
+    read_p_lesion = _p_lesion_reader(heatmap, regional)
+    heat = np.empty((count, CROP_SIZE, CROP_SIZE), np.float32)
 
     def fill(k: int) -> None:
         x0, y0, x1, y1 = regional.boxes[k]
         photo[k, 0:3] = sample(image[y0:y1, x0:x1], wy[k, :, : y1 - y0], wx[k, :, : x1 - x0])
+        heat[k] = read_p_lesion(k)
 
     # the matrix products release the GIL (a 12 MP photo can have a few hundred
     # candidates): spread them over the cores
@@ -222,7 +235,7 @@ def _crop_planes(
     else:
         for k in range(count):
             fill(k)
-    return photo, _p_lesion_crops(heatmap, regional)
+    return photo, heat
 
 
 def candidate_inputs(
