@@ -311,3 +311,16 @@ def test_dropping_photos_on_the_window_imports_them(qtbot, app_window, tmp_path,
     with Store.open(data_dir) as store:
         sites = [p.body_site for p in store.list_photos(ids["visits"][0])]
     assert sites == ["back", "abdomen", "abdomen"]
+
+
+def test_the_status_bar_names_an_opt_in_bfloat16_network(
+    qtbot, app_window, tmp_path, monkeypatch
+) -> None:
+    window, _, _ = app_window
+    monkeypatch.setenv("LESIONVIEWER_PRECISION", "bfloat16")
+    det, trk = tiny_model_folders(tmp_path / "models")
+    window.session.holder.detector, window.session.holder.tracker = det, trk
+    window.analysis.load_models()
+    qtbot.waitUntil(lambda: "bfloat16" in window.status.device_label.text(), timeout=30000)
+    assert window.status.device_label.text().startswith("Device: CPU")
+    assert "tiny-random" in window.status.models_label.text()
