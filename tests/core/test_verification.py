@@ -93,6 +93,43 @@ def test_the_coarse_map_gives_the_heat_of_the_full_map() -> None:
     assert np.abs(from_coarse.astype(int) - from_full.astype(int)).max() <= 1
 
 
+def test_many_candidates_spread_over_threads_give_the_crops_of_one_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A photo with enough candidates is cropped on several threads, each writing its own
+    rows, with numpy's BLAS held to one thread meanwhile (core.blas)."""
+    from threadpoolctl import threadpool_info
+
+    import core.verification as verification
+
+    rng = np.random.default_rng(7)
+    image = rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    values = rng.dirichlet((1.0, 1.0, 1.0), size=(75, 100)).astype(np.float32)
+    coarse = CoarseProbabilities(values, 4, 300, 400)
+    centres = rng.uniform(0, [400, 300], size=(64, 2))
+    areas = rng.uniform(2, 3000, 64)
+    lesions = [
+        _lesion(float(x), float(y), float(a)) for (x, y), a in zip(centres, areas, strict=True)
+    ]
+    seen_threads = []
+    real_sample = verification.sample
+
+    def watched(*args):
+        seen_threads.append(
+            [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+        )
+        return real_sample(*args)
+
+    monkeypatch.setattr(verification, "sample", watched)
+    monkeypatch.setattr(verification.os, "cpu_count", lambda: 4)
+    spread = candidate_inputs(image, coarse, lesions)
+    assert seen_threads and all(set(counts) <= {1} for counts in seen_threads)
+    monkeypatch.setattr(verification.os, "cpu_count", lambda: 1)
+    alone = candidate_inputs(image, coarse, lesions)
+    np.testing.assert_array_equal(spread[0], alone[0])
+    np.testing.assert_array_equal(spread[1], alone[1])
+
+
 def test_verdicts_rescore_filter_and_renumber() -> None:
     lesions = [_lesion(10.0, 10.0, 9.0, score=0.99), _lesion(30.0, 5.0, 9.0, score=0.6)]
     lesions.append(_lesion(50.0, 20.0, 9.0, score=0.5))
