@@ -17,6 +17,7 @@ from core.tiling import (
     mirror_averaged,
     plan_axis,
     tiled_heatmap,
+    tiled_probabilities,
     upsample_probabilities,
 )
 
@@ -34,24 +35,48 @@ class LocalModel(torch.nn.Module):
 
 
 def _reference(image: np.ndarray) -> np.ndarray:
-    """Whole-image pass of LocalModel at stride 4, upsampled like the tiler does."""
+    """Whole-image pass of LocalModel at stride 4 on the photo padded (edge) to a multiple
+    of 32, as the detector pads a photo, upsampled like the tiler does."""
     h, w = image.shape[:2]
-    ph, pw = -(-h // 4) * 4, -(-w // 4) * 4
+    ph, pw = -(-h // 32) * 32, -(-w // 32) * 32
     padded = np.pad(image, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge")
     x = torch.from_numpy(padded).permute(2, 0, 1)[None].float() / 255
     probs = LocalModel().logits_lowres(x).softmax(1)[0].permute(1, 2, 0).numpy()
-    return upsample_probabilities(np.ascontiguousarray(probs), h, w, 4)
+    return CoarseProbabilities(np.ascontiguousarray(probs), 4, h, w).upsample()
 
 
-@pytest.mark.parametrize("length", [1, 31, 100, 128, 129, 500, 1001])
-def test_plan_axis_covers_the_axis_with_overlap(length: int) -> None:
-    grid = plan_axis(length, tile_size=128, overlap=32)
-    assert grid.size % 32 == 0 and grid.size <= max(128, -(-length // 32) * 32)
-    assert grid.starts[0] == 0 and grid.starts[-1] + grid.size >= length
-    assert all(s % 4 == 0 for s in grid.starts)
+@pytest.mark.parametrize("length", [1, 31, 100, 128, 129, 500, 1001, 3000, 4000, 6000])
+@pytest.mark.parametrize(("tile", "overlap"), [(128, 32), (2048, 64), (2048, 96), (1024, 96)])
+def test_plan_axis_covers_the_axis_with_overlap(length: int, tile: int, overlap: int) -> None:
+    grid = plan_axis(length, tile_size=tile, overlap=overlap)
+    assert grid.padded == -(-length // 32) * 32  # what a whole-photo pass analyses
+    assert grid.size % 32 == 0 and grid.size <= max(tile, grid.padded)
+    assert grid.starts[0] == 0 and grid.starts[-1] + grid.size == grid.padded
+    assert all(s % 32 == 0 for s in grid.starts)  # in phase with a whole-photo pass
     for a, b in zip(grid.starts, grid.starts[1:], strict=False):
-        assert a + grid.size - b >= 32  # at least the requested overlap
-    assert grid.padded // 4 * 4 == grid.padded
+        assert a + grid.size - b >= overlap  # at least the requested overlap
+
+
+class CoarsePhaseModel(torch.nn.Module):
+    """Logits made of 32x32 block means: like the detector's deepest stage, they depend on
+    where the 32-pixel grid falls, so only tiles in phase with the photo reproduce them."""
+
+    output_stride = 4
+
+    def logits_lowres(self, x: torch.Tensor) -> torch.Tensor:
+        blocks = F.interpolate(F.avg_pool2d(x, 32), scale_factor=8, mode="nearest")
+        return torch.stack([4 * blocks[:, 0] - 2, 3 * blocks[:, 1], 2 * blocks[:, 2]], dim=1)
+
+
+def test_tiles_in_phase_give_the_whole_photo_pass() -> None:
+    rng = np.random.default_rng(8)
+    image = rng.integers(0, 256, (301, 450, 3), dtype=np.uint8)
+    model = CoarsePhaseModel()
+    options = {"device": torch.device("cpu"), "tile_size": 128, "overlap": 32}
+    tiled = tiled_probabilities(model, image, **options).values
+    whole = tiled_probabilities(model, image, **{**options, "tile_size": 512}).values
+    assert plan_axis(301, tile_size=128, overlap=32).starts != (0,)  # really tiled
+    np.testing.assert_allclose(tiled, whole, atol=1e-6)
 
 
 def test_weights_form_a_partition_of_unity() -> None:
