@@ -35,6 +35,7 @@ import csv
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -55,6 +56,7 @@ from training.metrics import (
     roc_auc,
     roc_curve,
 )
+from training.sources.bank import PAD_UFES_DEV, real_lesions_present
 
 DetectFn = Callable[[np.ndarray], Detection]
 
@@ -437,12 +439,26 @@ def run(args: argparse.Namespace) -> int:
         baseline = SlidingWindowDetector.load(args.baseline, analyzer.device)
         detectors["baseline"] = baseline.detect
     args.out.mkdir(parents=True, exist_ok=True)
+    # the held-out photos blend real lesions from ../shared/data; without it the same seed
+    # makes other, procedural-only photos, whose figures must not pass for the model card's
+    real_lesions = real_lesions_present()
+    if not real_lesions:
+        if args.update_model_json:
+            raise DataError(PAD_UFES_DEV, "absent: model.json's figures need the real lesions")
+        print(
+            f"lesion-train: {PAD_UFES_DEV} is absent: the synthetic photos carry procedural "
+            "lesions only (not comparable with the model card)",
+            file=sys.stderr,
+        )
     started = time.time()
     dataset = DetectionDataset(args.n, args.seed, synth_config(data_cfg))
     synthetic, synth_metrics = evaluate_synthetic(
         detectors, dataset, args.n, {"baseline": min(args.baseline_n, args.n)}
     )
     synthetic.update({"seed": args.seed, "photos": args.n})
+    synthetic["lesion_sources"] = (
+        "PAD-UFES-20 training patients and procedural" if real_lesions else "procedural only"
+    )
     curves = {"synthetic held-out": {k: m.malignant_scores() for k, m in synth_metrics.items()}}
     result: dict = {
         "schema": 1,

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from core.errors import DataError
 from core.model_folder import load_model_folder, save_model_folder
 from core.models.registry import build_model
 from core.types import Detection, ModelInfo
@@ -115,6 +116,7 @@ def test_run_end_to_end_on_toy_data(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     import training.synthesis.datasets as datasets
 
     monkeypatch.setattr(datasets, "DetectionDataset", ToyDetectionDataset)
+    monkeypatch.setattr(ev, "real_lesions_present", lambda: True)  # as with ../shared/data
     _tiny_model_folder(tmp_path / "m")
     _fake_real_data(tmp_path / "data")
     parser = argparse.ArgumentParser()
@@ -127,6 +129,7 @@ def test_run_end_to_end_on_toy_data(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert ev.run(args) == 0
     result = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert result["synthetic"]["photos"] == 3 and result["synthetic"]["detector"]["n_images"] == 3
+    assert result["synthetic"]["lesion_sources"] == "PAD-UFES-20 training patients and procedural"
     assert result["real_closeups"]["n"] == 4  # 30 % of 5 malignant + 30 % of 5 benign, rounded
     assert "tile.png" in result["tbp_tiles"]["photos"]
     assert (tmp_path / "ev" / "overlays" / "overlay_tile.png").is_file()
@@ -141,6 +144,30 @@ def test_run_end_to_end_on_toy_data(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     chosen = closeups["detector"]
     assert chosen["closeup_side_px"] in ev.CLOSEUP_SIDES
     assert set(chosen["train_patients_auc_by_side"]) == {str(s) for s in ev.CLOSEUP_SIDES}
+
+
+def test_without_the_real_lesions_it_says_so_and_leaves_model_json_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same seed makes other photos when ../shared/data is absent (procedural lesions
+    only): their figures are labelled, and never written into model.json."""
+    import training.synthesis.datasets as datasets
+
+    monkeypatch.setattr(datasets, "DetectionDataset", ToyDetectionDataset)
+    monkeypatch.setattr(ev, "real_lesions_present", lambda: False)
+    _tiny_model_folder(tmp_path / "m")
+    before = (tmp_path / "m" / "model.json").read_text()
+    parser = argparse.ArgumentParser()
+    ev.configure(parser)
+    common = ["--model", str(tmp_path / "m"), "--n", "2", "--device", "cpu", "--threads", "1"]
+    common += ["--data", str(tmp_path / "none")]
+    with pytest.raises(DataError, match="model.json's figures need the real lesions"):
+        ev.run(parser.parse_args([*common, "--out", str(tmp_path / "a"), "--update-model-json"]))
+    assert (tmp_path / "m" / "model.json").read_text() == before
+    assert ev.run(parser.parse_args([*common, "--out", str(tmp_path / "b")])) == 0
+    assert "procedural lesions only" in capsys.readouterr().err
+    result = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert result["synthetic"]["lesion_sources"] == "procedural only"
 
 
 def test_closeup_side_is_chosen_on_training_patients_only(tmp_path: Path) -> None:

@@ -87,6 +87,13 @@ class LesionBank:
         return generate_lesion(rng, kind=kind, diameter_px=max(4, int(diameter_px)))
 
 
+def real_lesions_present() -> bool:
+    """Whether ../shared/data/pad-ufes20-dev is there for :func:`default_lesion_bank`;
+    without it synthetic photos carry procedural lesions only (a different photo set for
+    the same seed)."""
+    return (PAD_UFES_DEV / "labels.csv").is_file()
+
+
 def default_lesion_bank(*, split: str = "train", procedural_fraction: float = 0.5) -> LesionBank:
     """The project's lesion bank: ../shared/data/pad-ufes20-dev (when present) + procedural.
 
@@ -96,7 +103,7 @@ def default_lesion_bank(*, split: str = "train", procedural_fraction: float = 0.
     """
     if split not in ("train", "holdout", "all"):
         raise ValueError("split must be 'train', 'holdout' or 'all'")
-    if not (PAD_UFES_DEV / "labels.csv").is_file():
+    if not real_lesions_present():
         return LesionBank([], procedural_fraction=1.0)
     from training.sources.real_lesions import read_lesion_folder
     from training.sources.splits import pad_ufes_holdout
