@@ -16,6 +16,7 @@ from core.tiling import (
     default_batch_size,
     mirror_averaged,
     plan_axis,
+    plan_tiles,
     tiled_heatmap,
     tiled_probabilities,
     upsample_probabilities,
@@ -55,6 +56,28 @@ def test_plan_axis_covers_the_axis_with_overlap(length: int, tile: int, overlap:
     assert all(s % 32 == 0 for s in grid.starts)  # in phase with a whole-photo pass
     for a, b in zip(grid.starts, grid.starts[1:], strict=False):
         assert a + grid.size - b >= overlap  # at least the requested overlap
+
+
+def test_cpu_tiles_are_capped_at_a_pixel_budget_with_the_fewest_pixels() -> None:
+    options = {"tile_size": 2048, "overlap": 64}
+    # a 12 MP photo's tiles fit: the plain plan
+    assert plan_tiles(4000, 3000, max_pixels=CPU_BATCH_PIXELS, **options) == (
+        plan_axis(4000, **options),
+        plan_axis(3000, **options),
+    )
+    # a 24 MP photo's 2048 x 2048 tiles do not: 9 of 2048 x 1376, not 6 of 2048 x 2048
+    gx, gy = plan_tiles(6000, 4000, max_pixels=CPU_BATCH_PIXELS, **options)
+    assert gx.size * gy.size <= CPU_BATCH_PIXELS and (gx.size, gy.size) == (2048, 1376)
+    for grid, length in ((gx, 6000), (gy, 4000)):
+        assert grid.starts[-1] + grid.size == grid.padded >= length
+        pairs = zip(grid.starts, grid.starts[1:], strict=False)
+        assert all(a + grid.size - b >= 64 for a, b in pairs)
+    assert len(gx.starts) * len(gy.starts) == 9
+    # without a budget (a GPU) the plain plan stays
+    assert plan_tiles(6000, 4000, **options) == (
+        plan_axis(6000, **options),
+        plan_axis(4000, **options),
+    )
 
 
 class CoarsePhaseModel(torch.nn.Module):
