@@ -12,7 +12,9 @@ the full heatmap when one is asked for (144 MB), whatever the photo size.
 The tile grid is fitted to the photo: per axis the fewest tiles with at least
 ``overlap`` pixels of overlap, then the tile is shrunk to the smallest multiple of 32
 that still covers the photo with evenly spread tiles, so the work grows linearly with
-the pixel count instead of jumping by whole tiles.
+the pixel count instead of jumping by whole tiles. Tiles start at multiples of 32, in phase
+with a whole-photo pass, and on a CPU no tile holds more than :data:`CPU_BATCH_PIXELS`
+(:func:`plan_tiles`).
 """
 
 from __future__ import annotations
@@ -131,13 +133,15 @@ def plan_tiles(
     along_x = {plan_axis(width, tile_size=s, overlap=overlap, stride=stride) for s in sides}
     along_y = {plan_axis(height, tile_size=s, overlap=overlap, stride=stride) for s in sides}
 
-    def cost(pair: tuple[TileGrid, TileGrid]) -> tuple[int, int]:
-        x, y = pair
-        return len(x.starts) * len(y.starts) * x.size * y.size, len(x.starts) * len(y.starts)
+    def cost(pair: tuple[TileGrid, TileGrid]) -> tuple[int, int, int, int]:
+        x, y = pair  # fewest pixels, then fewest tiles, then wider tiles: one answer
+        count = len(x.starts) * len(y.starts)
+        return count * x.size * y.size, count, -x.size, -y.size
 
     fitting = [(x, y) for x in along_x for y in along_y if x.size * y.size <= max_pixels]
     if not fitting:  # tiles cannot get that small with this overlap: the smallest ones
-        return min(((x, y) for x in along_x for y in along_y), key=lambda p: p[0].size * p[1].size)
+        pairs = [(x, y) for x in along_x for y in along_y]
+        return min(pairs, key=lambda pair: (pair[0].size * pair[1].size, cost(pair)))
     return min(fitting, key=cost)
 
 
