@@ -88,10 +88,12 @@ def choose_precision(requested: str | None = None) -> str:
     uses it; CUDA keeps its float16 autocast and ONNX Runtime float32. ValueError for an
     unknown name.
     """
-    choice = requested if requested is not None else os.environ.get(PRECISION_ENV, "")
-    choice = (choice or "float32").strip().lower()
+    raw = requested if requested is not None else os.environ.get(PRECISION_ENV, "")
+    choice = (raw or "float32").strip().lower()
     if choice not in PRECISIONS:
-        raise ValueError(f"unknown precision {choice!r}: use {' or '.join(PRECISIONS)}")
+        # name where a wrong value came from: a setting left in the environment is easy to miss
+        source = "" if requested is not None else f"{PRECISION_ENV}: "
+        raise ValueError(f"{source}unknown precision {choice!r}: use {' or '.join(PRECISIONS)}")
     return choice
 
 

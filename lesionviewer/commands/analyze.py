@@ -131,7 +131,7 @@ def _outputs(images: list[Path], target: str, suffix: str) -> list[Path]:
 
 def run(args: argparse.Namespace) -> int:
     from core.analyzer import Analyzer
-    from core.device import PRECISION_ENV, choose_precision
+    from core.device import choose_precision
     from core.overlay import detection_overlay
 
     device = args.analyze_device or getattr(args, "device", None) or "auto"
@@ -144,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         precision = choose_precision(args.precision)
     except ValueError as exc:  # only LESIONVIEWER_PRECISION can be wrong: argparse checks
-        print(f"lesionviewer: {PRECISION_ENV}: {exc}", file=sys.stderr)
+        print(f"lesionviewer: {exc}", file=sys.stderr)
         return 2
     try:
         analyzer = Analyzer.load(device, detector=args.model, precision=precision)

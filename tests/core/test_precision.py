@@ -66,5 +66,5 @@ def test_the_variable_reaches_the_analyzer_and_a_bad_one_is_refused(
     monkeypatch.setenv(PRECISION_ENV, "bfloat16")
     assert Analyzer.load("cpu", detector=folder).precision == "bfloat16"
     monkeypatch.setenv(PRECISION_ENV, "half")
-    with pytest.raises(ValueError, match="unknown precision"):
+    with pytest.raises(ValueError, match="LESIONVIEWER_PRECISION: unknown precision 'half'"):
         Analyzer.load("cpu", detector=folder)
