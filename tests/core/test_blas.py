@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 from threadpoolctl import threadpool_info
 
@@ -15,29 +13,15 @@ def _blas_threads() -> list[int]:
     return [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
 
 
-def test_overlapping_blocks_on_two_threads_restore_the_original_limit() -> None:
+def test_overlapping_blocks_restore_the_original_limit_when_the_last_ends() -> None:
+    """Two analyses on two workers overlap: A enters, B enters, A ends, B ends. The limit
+    must hold until B ends, then come back (entered and left here in that order)."""
     before = _blas_threads()
-    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
-    seen: dict[str, list[int]] = {}
-
-    def first() -> None:
-        with single_threaded_blas():
-            first_in.set()
-            second_in.wait(5)
-            seen["first"] = _blas_threads()
-        first_out.set()
-
-    def second() -> None:
-        first_in.wait(5)
-        with single_threaded_blas():
-            second_in.set()
-            first_out.wait(5)  # the first block has ended: this one still holds the limit
-            seen["second"] = _blas_threads()
-
-    threads = [threading.Thread(target=first), threading.Thread(target=second)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
-    assert all(set(seen[name]) <= {1} for name in ("first", "second"))
-    assert _blas_threads() == before  # given back once both are done
+    first, second = single_threaded_blas(), single_threaded_blas()
+    first.__enter__()
+    second.__enter__()
+    assert set(_blas_threads()) <= {1}
+    first.__exit__(None, None, None)
+    assert set(_blas_threads()) <= {1}  # the second block still holds it
+    second.__exit__(None, None, None)
+    assert _blas_threads() == before
