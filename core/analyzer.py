@@ -20,6 +20,7 @@ import numpy as np
 from core.closeup import assess, lift_detection, resize_longer_side
 from core.device import RuntimeDevice, choose_device, choose_precision
 from core.errors import Cancelled, ModelError
+from core.malignancy import ClassifyFn, MalignancySettings, reassess, torch_classify_fn
 from core.memory import avoid_hugepage_stalls, reuse_freed_memory
 from core.multiscale import analysis_scales, multiscale_probabilities
 from core.postprocess import PostprocessConfig, find_lesions
@@ -58,8 +59,9 @@ def prepare_for_inference(
     """Eval mode, BatchNorm folded (when the network offers it), channels_last on ``device``.
 
     ``precision`` "bfloat16" (see :func:`core.device.choose_precision`) converts the
-    network's weights on a CPU; a verifier it carries stays float32 (a few per cent of the
-    time, and it gives the scores). On CUDA it is ignored: the tiles run under autocast.
+    network's weights on a CPU; a verifier and a malignancy classifier it carries stay
+    float32 (a few per cent of the time, and they give the scores and p_malignant). On
+    CUDA it is ignored: the tiles run under autocast.
     """
     import torch
 
@@ -70,9 +72,9 @@ def prepare_for_inference(
     model = model.to(device=device, memory_format=torch.channels_last)
     if precision == "bfloat16" and device.type == "cpu":
         model = model.to(dtype=torch.bfloat16)
-        verifier = getattr(model, "verifier", None)
-        if verifier is not None:
-            verifier.float()
+        for stage in (getattr(model, "verifier", None), getattr(model, "malignancy", None)):
+            if stage is not None:
+                stage.float()
     return model
 
 
@@ -149,6 +151,7 @@ def _check_settings(meta: dict, folder: Path) -> None:
         )
     try:
         verification_settings(meta)
+        malignancy_settings(meta)
     except ValueError as exc:
         raise ModelError(folder / "model.json", str(exc)) from exc
 
@@ -160,14 +163,35 @@ def verification_settings(meta: dict) -> VerificationSettings | None:
     return None if section is None else VerificationSettings.from_json(section)
 
 
+def malignancy_settings(meta: dict) -> MalignancySettings | None:
+    """The third stage of a detector's model.json (see :mod:`core.malignancy`), or None for
+    a detector without one. Raises ValueError for a malformed ``"malignancy"`` section or
+    one without a ``"verifier"`` (the classifier reads the verifier's crops)."""
+    section = meta.get("malignancy")
+    if section is None:
+        return None
+    if meta.get("verifier") is None:
+        raise ValueError("malignancy needs a verifier section (it reads the verifier's crops)")
+    return MalignancySettings.from_json(section)
+
+
+#: (network attribute, model.json key, what it is) of the later stages of a detector
+_STAGES = (
+    ("verifier", "verifier", "candidate verifier"),
+    ("malignancy", "malignancy", "malignancy classifier"),
+)
+
+
 def _check_verifier_present(model: Any, meta: dict, folder: Path) -> None:
-    """ModelError unless the network carries a verifier exactly when model.json has one."""
-    in_network = getattr(model, "verifier", None) is not None
-    in_meta = meta.get("verifier") is not None
-    if in_network and not in_meta:
-        raise ModelError(folder, "the network has a candidate verifier but model.json does not")
-    if in_meta and not in_network:
-        raise ModelError(folder, "model.json has a candidate verifier but the network does not")
+    """ModelError unless the network carries a verifier (a malignancy classifier) exactly
+    when model.json has one."""
+    for attribute, key, name in _STAGES:
+        in_network = getattr(model, attribute, None) is not None
+        in_meta = meta.get(key) is not None
+        if in_network and not in_meta:
+            raise ModelError(folder, f"the network has a {name} but model.json does not")
+        if in_meta and not in_network:
+            raise ModelError(folder, f"model.json has a {name} but the network does not")
 
 
 def enlargement_settings(inference: dict) -> tuple[tuple[int, ...], int]:
@@ -231,6 +255,14 @@ class Analyzer:
                 self._verify = torch_verify_fn(self._detector.verifier, device)
             else:
                 self._verify = self._detector.verify
+        # the third stage (core.malignancy), when the detector has one (then it has a second)
+        self.malignancy = malignancy_settings(detector_meta)
+        self._classify: ClassifyFn | None = None
+        if self.malignancy is not None:
+            if backend == "torch":
+                self._classify = torch_classify_fn(self._detector.malignancy, device)
+            else:
+                self._classify = self._detector.classify
         self._tracker_folder = tracker_folder
         self._tracker: tuple[Any, dict] | None = None
         self._tracker_lock = threading.Lock()
@@ -401,13 +433,18 @@ class Analyzer:
 
     def _lesions(self, image: np.ndarray, coarse: CoarseProbabilities) -> tuple:
         """Post-processing: the regions of the map, verified when the detector has a second
-        stage (see core.verification)."""
+        stage (see core.verification), their p_malignant reassessed when it has a third
+        (see core.malignancy)."""
         if self._verify is None:
             return find_lesions(coarse, self.postprocess)
         candidates = find_lesions(coarse, self.verification.candidates)
         crops, scalars = candidate_inputs(image, coarse, candidates)
         verdicts = self._verify(crops, scalars) if candidates else np.zeros(0, np.float32)
-        return apply_verdicts(candidates, verdicts, self.verification.min_score)
+        min_score = self.verification.min_score
+        if self._classify is not None and candidates:
+            keep = np.asarray(verdicts) >= min_score
+            candidates = reassess(candidates, crops, keep, self._classify, self.malignancy)
+        return apply_verdicts(candidates, verdicts, min_score)
 
     def _load_tracker(self) -> tuple[Any, dict]:
         with self._tracker_lock:

@@ -9,7 +9,9 @@ that it takes what the app has, uint8 photos, and gives what the app needs:
   A pixel + flow = its position in B, in input pixels.
 
 A detector with a second stage (:mod:`core.verification`) also gets ``verifier.onnx``:
-``crops`` uint8 (N, 7, S, S) and ``scalars`` float32 (N, 4) -> ``p_true`` float32 (N,).
+``crops`` uint8 (N, 7, S, S) and ``scalars`` float32 (N, 4) -> ``p_true`` float32 (N,); one
+with a third (:mod:`core.malignancy`) ``malignancy.onnx``: ``crops`` uint8 (N, 3, S, S) ->
+``p_malignant`` float32 (N,).
 
 B, H and W are dynamic; H and W must be multiples of 32 (tiles and working sizes are). The
 file's SHA-256 and the weights' SHA-256 it came from go into model.json's ``"onnx"`` entry
@@ -83,52 +85,85 @@ def _write_onnx(
     _atomic_write(target, write)
 
 
-class VerifierGraph(nn.Module):
-    """uint8 crops (N, 7, S, S), float32 scalars (N, 4) -> P(true lesion) (N,) of a
-    CandidateVerifier."""
+class CropStageGraph(nn.Module):
+    """uint8 crops (N, P, S, S) [, float32 scalars (N, K)] -> the sigmoid (N,) of a
+    :class:`core.models.verifier.CropClassifier`'s logit (the verifier's P(true lesion), the
+    malignancy classifier's P(malignant | lesion))."""
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
         self.net = net
 
-    def forward(self, crops: torch.Tensor, scalars: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.net(crops, scalars).float())
+    def forward(self, crops: torch.Tensor, *scalars: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.net(crops, *scalars).float())
 
 
 VERIFIER_ONNX_FILE = "verifier.onnx"
+MALIGNANCY_ONNX_FILE = "malignancy.onnx"
 
 
-def _export_verifier(folder: Path, verifier: nn.Module, opset: int) -> dict:
-    """Write ``folder/verifier.onnx`` (fused, eval mode); return its model.json entry."""
-    graph = VerifierGraph(verifier.eval()).eval()
+def _export_crop_stage(
+    target: Path, net: nn.Module, output: tuple[str, str], layouts: tuple[str, str], opset: int
+) -> dict:
+    """Write ``target`` from a CropClassifier ``net`` (fused, eval mode); return its
+    model.json entry. ``output``: (name, layout); ``layouts``: the crops' and the scalars'
+    (the second unused when the network takes no scalars)."""
+    graph = CropStageGraph(net.eval()).eval()
     generator = torch.Generator().manual_seed(0)
-    shape = (7, CROP_SIZE, CROP_SIZE)
-    crops = torch.randint(0, 256, (3, *shape), dtype=torch.uint8, generator=generator)
-    scalars = torch.randn(3, 4, generator=generator)
-    target = folder / VERIFIER_ONNX_FILE
-    dynamic = {"crops": {0: "n"}, "scalars": {0: "n"}, "p_true": {0: "n"}}
-    _write_onnx(target, graph, (crops, scalars), ["crops", "scalars"], ["p_true"], dynamic, opset)
+    shape = (int(net.planes), CROP_SIZE, CROP_SIZE)
+    width = int(net.scalars)
+
+    def samples(n: int) -> tuple[torch.Tensor, ...]:
+        crops = torch.randint(0, 256, (n, *shape), dtype=torch.uint8, generator=generator)
+        return (crops, torch.randn(n, width, generator=generator)) if width else (crops,)
+
+    names = ["crops", "scalars"][: 1 + bool(width)]
+    dynamic = {name: {0: "n"} for name in (*names, output[0])}
+    _write_onnx(target, graph, samples(3), names, [output[0]], dynamic, opset)
     entry: dict = {
-        "file": VERIFIER_ONNX_FILE,
+        "file": target.name,
         "sha256": file_sha256(target),
         "inputs": [
-            {"name": "crops", "layout": "uint8 (N, 7, S, S), see core.verification"},
-            {"name": "scalars", "layout": "float32 (N, 4), see core.verification"},
+            {"name": name, "layout": layout} for name, layout in zip(names, layouts, strict=False)
         ],
-        "outputs": [{"name": "p_true", "layout": "float32 (N,) P(true lesion)"}],
+        "outputs": [{"name": output[0], "layout": output[1]}],
     }
     try:
         import onnxruntime as ort
     except ImportError:
         return entry
     session = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
-    more = torch.randint(0, 256, (5, *shape), dtype=torch.uint8, generator=generator)
-    numbers = torch.randn(5, 4, generator=generator)
+    more = samples(5)
     with torch.inference_mode():
-        expected = graph(more, numbers).numpy()
-    got = session.run(None, {"crops": more.numpy(), "scalars": numbers.numpy()})[0]
+        expected = graph(*more).numpy()
+    got = session.run(None, {name: t.numpy() for name, t in zip(names, more, strict=True)})[0]
     entry["check_max_abs_diff"] = float(f"{float(np.abs(got - expected).max()):.3g}")
     return entry
+
+
+def _export_verifier(folder: Path, verifier: nn.Module, opset: int) -> dict:
+    """Write ``folder/verifier.onnx``; return its model.json entry."""
+    return _export_crop_stage(
+        folder / VERIFIER_ONNX_FILE,
+        verifier,
+        ("p_true", "float32 (N,) P(true lesion)"),
+        (
+            "uint8 (N, 7, S, S), see core.verification",
+            "float32 (N, 4), see core.verification",
+        ),
+        opset,
+    )
+
+
+def _export_malignancy(folder: Path, classifier: nn.Module, opset: int) -> dict:
+    """Write ``folder/malignancy.onnx``; return its model.json entry."""
+    return _export_crop_stage(
+        folder / MALIGNANCY_ONNX_FILE,
+        classifier,
+        ("p_malignant", "float32 (N,) P(malignant | lesion)"),
+        ("uint8 (N, 3, S, S), planes 0-2 of the verifier's crops, see core.malignancy", ""),
+        opset,
+    )
 
 
 class TrackerGraph(nn.Module):
@@ -235,6 +270,8 @@ def export_onnx(folder: str | Path, *, opset: int = DEFAULT_OPSET) -> dict:
         entry["output_stride"] = int(model.output_stride)
         if getattr(model, "verifier", None) is not None:
             entry["verifier"] = _export_verifier(folder, model.verifier, opset)
+        if getattr(model, "malignancy", None) is not None:
+            entry["malignancy"] = _export_malignancy(folder, model.malignancy, opset)
     else:
         entry["working_size"] = int(model.working_size)
     difference = _max_difference(graph, kind, target)

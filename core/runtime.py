@@ -10,7 +10,8 @@ A model folder may hold ``model.onnx`` beside its weights (written by
      "output_stride": 4 (detector), "working_size": int (tracker), "exporter": "torch X",
      "verifier": {"file": "verifier.onnx", "sha256", ...} (a detector with a second stage,
      see core.verification: uint8 (N, 7, S, S) "crops" and float32 (N, 4) "scalars" ->
-     float32 (N,) "p_true")}
+     float32 (N,) "p_true"), "malignancy": {"file": "malignancy.onnx", ...} (a third
+     stage, see core.malignancy: uint8 (N, 3, S, S) "crops" -> float32 (N,) "p_malignant")}
 
 The ONNX graphs take uint8 (B, H, W, 3) RGB photos (H, W multiples of 32) and do the
 scaling to [0, 1], the normalisation and (detector) the softmax inside, so this module
@@ -91,6 +92,8 @@ class OnnxDetector:
     output_stride: int
     #: the second stage's session (``verifier.onnx``), when the detector has one
     verifier: Any = None
+    #: the third stage's session (``malignancy.onnx``), when the detector has one
+    malignancy: Any = None
 
     def verify(self, crops: np.ndarray, scalars: np.ndarray) -> np.ndarray:
         """P(true lesion) float32 (N,) of candidates: uint8 (N, 7, S, S) crops and float32
@@ -104,6 +107,16 @@ class OnnxDetector:
             "scalars": np.ascontiguousarray(scalars, dtype=np.float32),
         }
         return self.verifier.run(None, feeds)[0]
+
+    def classify(self, crops: np.ndarray) -> np.ndarray:
+        """P(malignant | lesion) float32 (N,) of uint8 (N, 3, S, S) region-sized photo crops
+        (planes 0-2 of core.verification.candidate_inputs; see core.malignancy)."""
+        if self.malignancy is None:
+            raise ValueError("this detector has no malignancy classifier")
+        if len(crops) == 0:
+            return np.zeros(0, np.float32)
+        feeds = {"crops": np.ascontiguousarray(crops, dtype=np.uint8)}
+        return self.malignancy.run(None, feeds)[0]
 
     def tile_probabilities(self, tiles: np.ndarray) -> np.ndarray:
         """Softmax class probabilities of uint8 (B, H, W, 3) RGB tiles (H, W multiples of 32):
@@ -181,16 +194,18 @@ def load_onnx_folder(folder: str | Path) -> tuple[OnnxDetector | OnnxTracker, di
     names = [i.name for i in session.get_inputs()]
     kind = entry.get("kind")
     if kind == "detector" and len(names) == 1:
-        second = entry.get("verifier")
-        if (second is not None) != (meta.get("verifier") is not None):
-            raise ModelError(
-                folder, "model.json's verifier and its ONNX export's disagree (export again)"
-            )
+        second, third = entry.get("verifier"), entry.get("malignancy")
+        for name, stage in (("verifier", second), ("malignancy", third)):
+            if (stage is not None) != (meta.get(name) is not None):
+                raise ModelError(
+                    folder, f"model.json's {name} and its ONNX export's disagree (export again)"
+                )
         net: OnnxDetector | OnnxTracker = OnnxDetector(
             session=session,
             input_name=names[0],
             output_stride=int(entry["output_stride"]),
             verifier=_session(_checked_file(folder, second), folder) if second else None,
+            malignancy=_session(_checked_file(folder, third), folder) if third else None,
         )
     elif kind == "tracker" and len(names) == 2:
         net = OnnxTracker(

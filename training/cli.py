@@ -27,6 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "training.train_verifier",
         "train a detector's second stage, the verifier of its candidate regions",
     ),
+    "malignancy": (
+        "training.train_malignancy",
+        "train a detector's third stage, the malignancy classifier of its listed regions",
+    ),
     "sliding-window": (
         "training.baselines.sliding_window",
         "train the sliding-window patch-classifier baseline of the detector",

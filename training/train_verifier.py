@@ -47,6 +47,7 @@ from core.models.verifier import CandidateVerifier
 from core.postprocess import PostprocessConfig
 from core.verification import VerificationSettings
 from training.calibration import fit_platt, fold_into_linear, log_loss
+from training.detector_stages import fit, folder_with_stage
 from training.metrics import LesionDetectionMetric, expected_calibration_error
 from training.train_detector import command_line
 from training.verifier_data import PhotoCandidates, mine, photo_truth_classes
@@ -63,23 +64,44 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=2)
 
 
-def read_config(path: Path) -> dict:
-    """The recipe, with its required keys checked (DataError naming the file)."""
+def read_recipe(path: Path, required: dict[str, tuple[str, ...]]) -> dict:
+    """A JSON recipe whose sections ("" for the top level) hold the ``required`` keys;
+    DataError naming the file otherwise."""
     try:
         cfg = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise DataError(path, f"not a readable JSON recipe ({exc})") from exc
-    for section, keys in {
-        "": ("seed", "version", "candidates", "min_score", "model", "data", "train"),
-        "data": ("pools", "val_seeds", "val_photos"),
-        "train": ("epochs", "batch_size", "lr", "weight_decay"),
-    }.items():
+    if not isinstance(cfg, dict):
+        raise DataError(path, "the recipe must be an object")
+    for section, keys in required.items():
         where = cfg.get(section) if section else cfg
         if not isinstance(where, dict):
             raise DataError(path, f"{section or 'the recipe'} must be an object")
         missing = [k for k in keys if k not in where]
         if missing:
             raise DataError(path, f"{section or 'recipe'} lacks {', '.join(missing)}")
+    return cfg
+
+
+def check_pools(path: Path, pools: object) -> None:
+    """DataError naming the recipe unless ``pools`` is a non-empty list of {folder, photos}."""
+    if not isinstance(pools, list) or not pools:
+        raise DataError(path, "data.pools must be a list of {folder, photos} objects")
+    for pool in pools:
+        if not isinstance(pool, dict) or "folder" not in pool or "photos" not in pool:
+            raise DataError(path, f"data.pools: {pool!r} lacks folder or photos")
+
+
+def read_config(path: Path) -> dict:
+    """The recipe, with its required keys checked (DataError naming the file)."""
+    cfg = read_recipe(
+        path,
+        {
+            "": ("seed", "version", "candidates", "min_score", "model", "data", "train"),
+            "data": ("pools", "val_seeds", "val_photos"),
+            "train": ("epochs", "batch_size", "lr", "weight_decay"),
+        },
+    )
     if cfg.get("calibration", "platt") != "platt":
         raise DataError(path, f"calibration {cfg['calibration']!r}: the one method is 'platt'")
     tile = cfg.get("tile", {})
@@ -88,12 +110,7 @@ def read_config(path: Path) -> dict:
         for key, v in tile.items()
     ):
         raise DataError(path, f"tile {tile!r}: give whole numbers of pixels for size and overlap")
-    pools = cfg["data"]["pools"]
-    if not isinstance(pools, list) or not pools:
-        raise DataError(path, "data.pools must be a list of {folder, photos} objects")
-    for pool in pools:
-        if not isinstance(pool, dict) or "folder" not in pool or "photos" not in pool:
-            raise DataError(path, f"data.pools: {pool!r} lacks folder or photos")
+    check_pools(path, cfg["data"]["pools"])
     return cfg
 
 
@@ -213,35 +230,15 @@ def train(
     if len(label) == 0:
         raise DataError(Path("."), "the pools gave no candidates")
     val_crops, val_scalars, _ = _stack(val) if val else (None, None, None)
-    opt_cfg = cfg["train"]
-    batch = int(opt_cfg["batch_size"])
-    steps = max(1, len(label) // batch)
-    epochs = int(opt_cfg["epochs"])
-    optimiser = torch.optim.AdamW(
-        net.parameters(), lr=float(opt_cfg["lr"]), weight_decay=float(opt_cfg["weight_decay"])
-    )
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, max_lr=float(opt_cfg["lr"]), total_steps=epochs * steps
-    )
-    history = []
-    for epoch in range(epochs):
-        net.train()
-        order = torch.randperm(len(label), generator=generator)
-        total = 0.0
-        for step in range(steps):
-            index = order[step * batch : (step + 1) * batch]
-            logits = net(_dihedral(crops[index], generator), scalars[index])
-            loss = F.binary_cross_entropy_with_logits(logits, label[index])
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-            total += float(loss.detach())
-        line = {"epoch": epoch + 1, "loss": round(total / steps, 4)}
-        if val:
-            line.update(validation_figures(val, predict(net, val_crops, val_scalars)))
-        history.append(line)
-        print(json.dumps(line), flush=True)
+
+    def batch_loss(index: torch.Tensor) -> torch.Tensor:
+        logits = net(_dihedral(crops[index], generator), scalars[index])
+        return F.binary_cross_entropy_with_logits(logits, label[index])
+
+    def after_epoch() -> dict:
+        return validation_figures(val, predict(net, val_crops, val_scalars)) if val else {}
+
+    history = fit(net, len(label), cfg["train"], generator, batch_loss, after_epoch)
     return net, history
 
 
@@ -263,37 +260,6 @@ def _val_photos(seed: int, count: int, data_cfg: dict):
 
     dataset = DetectionDataset(count, seed, synth_config(data_cfg))
     return [(i, lambda i=i: dataset[i]) for i in range(count)]
-
-
-def verified_folder(
-    detector: Path, out: Path, verifier: CandidateVerifier, cfg: dict, record: dict
-) -> str:
-    """Write the detector of ``detector`` plus ``verifier`` into ``out``; return its SHA-256."""
-    from core.model_folder import load_model_folder, save_model_folder
-    from core.models.registry import build_model
-
-    model, meta = load_model_folder(detector, "cpu")
-    if getattr(model, "verifier", None) is not None:
-        raise DataError(detector, "this detector already has a verifier; start from one without")
-    arch_kwargs = {**meta["arch_kwargs"], "verifier": dict(cfg["model"])}
-    combined = build_model(str(meta["architecture"]), **arch_kwargs)
-    state = model.state_dict()
-    state.update({f"verifier.{k}": v for k, v in verifier.state_dict().items()})
-    combined.load_state_dict(state, strict=True)
-    kept = {
-        k: v
-        for k, v in meta.items()
-        if k not in ("format", "sha256", "weights", "architecture", "arch_kwargs", "onnx")
-    }
-    kept["version"] = str(cfg["version"])
-    if "tile" in cfg:
-        # the second stage costs time per photo; larger tiles (less overlap) win some back
-        kept["tile"] = {**kept.get("tile", {}), **cfg["tile"]}
-    kept["verifier"] = {**record, "detector_alone": {"version": meta["version"]}}
-    kept.pop("metrics", None)  # the detector alone's figures; evaluate-detector adds new ones
-    return save_model_folder(
-        out, combined.eval(), arch=str(meta["architecture"]), arch_kwargs=arch_kwargs, meta=kept
-    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -387,6 +353,16 @@ def run(args: argparse.Namespace) -> int:
             else {},
         },
     }
-    digest = verified_folder(args.detector, args.out, net, cfg, record)
+    # a larger tile (less overlap) wins back some of the time the second stage costs
+    digest = folder_with_stage(
+        args.detector,
+        args.out,
+        "verifier",
+        net,
+        cfg["model"],
+        cfg["version"],
+        record,
+        tile=cfg.get("tile"),
+    )
     print(f"{n_candidates} candidates ({n_true} true) -> {args.out} (sha256 {digest[:12]})")
     return 0

@@ -36,6 +36,7 @@ from core.models.layers import (
     Normalize,
     fuse_batchnorm,
 )
+from core.models.malignancy import MalignancyClassifier
 from core.models.registry import register
 from core.models.verifier import CandidateVerifier
 
@@ -61,6 +62,10 @@ class LesionFCN(nn.Module):
     :class:`core.models.verifier.CandidateVerifier` kept as :attr:`verifier` (its tensors
     are saved with the network's, under ``verifier.``); None (the default): no second stage.
     The forward pass never uses it: :mod:`core.verification` runs it on candidate regions.
+    malignancy: constructor arguments of the third stage, a
+    :class:`core.models.malignancy.MalignancyClassifier` kept as :attr:`malignancy` (tensors
+    under ``malignancy.``; it needs the verifier's crops, so a verifier too); None (the
+    default): none. :mod:`core.malignancy` runs it on the listed regions.
     """
 
     size_multiple = 32
@@ -74,6 +79,7 @@ class LesionFCN(nn.Module):
         num_classes: int = 3,
         fine_width: int = 0,
         verifier: dict | None = None,
+        malignancy: dict | None = None,
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
     ) -> None:
@@ -115,6 +121,9 @@ class LesionFCN(nn.Module):
             nn.init.zeros_(self.head2.weight)
             nn.init.zeros_(self.head2.bias)
         self.verifier = CandidateVerifier(**verifier) if verifier is not None else None
+        if malignancy is not None and verifier is None:
+            raise ValueError("a malignancy classifier reads the verifier's crops: add a verifier")
+        self.malignancy = MalignancyClassifier(**malignancy) if malignancy is not None else None
 
     def _pad(self, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
         h, w = x.shape[-2:]

@@ -32,22 +32,31 @@ CROP_PLANES = 7
 SCALARS = 4
 
 
-class CandidateVerifier(nn.Module):
-    """Logits (B,) of P(true lesion) for candidate crops (B, 7, S, S) and scalars (B, 4).
+class CropClassifier(nn.Module):
+    """Logits (B,) for crops (B, planes, S, S) of candidate regions and, optionally, scalars
+    (B, ``scalars``) per crop: the small CNN of the detector's later stages.
 
     crops: uint8 or float in 0-255 (they are scaled to [-0.5, 0.5] inside), S a multiple of 8
-    (32 as trained); scalars: float32, see :func:`core.verification.candidate_inputs`.
+    (32 as trained); scalars: float32, None when ``scalars`` is 0.
     widths: channels of the three 3x3 conv stages (each two convs, then 2x2 max pooling);
     hidden: width of the fully connected layer that mixes the pooled features and scalars.
     """
 
-    def __init__(self, *, widths: Sequence[int] = (24, 48, 64), hidden: int = 96) -> None:
+    def __init__(
+        self,
+        *,
+        planes: int,
+        scalars: int,
+        widths: Sequence[int] = (24, 48, 64),
+        hidden: int = 96,
+    ) -> None:
         super().__init__()
         if len(widths) != 3:
             raise ValueError("widths needs 3 entries")
         w1, w2, w3 = (int(w) for w in widths)
+        self.planes, self.scalars = int(planes), int(scalars)
         self.features = nn.Sequential(
-            ConvBNAct(CROP_PLANES, w1),
+            ConvBNAct(self.planes, w1),
             ConvBNAct(w1, w1),
             nn.MaxPool2d(2),
             ConvBNAct(w1, w2),
@@ -58,7 +67,7 @@ class CandidateVerifier(nn.Module):
             nn.MaxPool2d(2),
         )
         self.head = nn.Sequential(
-            nn.Linear(2 * w3 + SCALARS, int(hidden)),
+            nn.Linear(2 * w3 + self.scalars, int(hidden)),
             nn.ReLU(inplace=True),
             nn.Dropout(0.2),
             nn.Linear(int(hidden), 1),
@@ -69,9 +78,21 @@ class CandidateVerifier(nn.Module):
         """The last layer (its single output is the logit), where calibration is folded."""
         return self.head[-1]
 
-    def forward(self, crops: torch.Tensor, scalars: torch.Tensor) -> torch.Tensor:
+    def forward(self, crops: torch.Tensor, scalars: torch.Tensor | None = None) -> torch.Tensor:
         x = crops.float() * (1.0 / 255.0) - 0.5
         z = self.features(x)
         # mean and max pooling: the max keeps a small dark spot that the mean would dilute
-        pooled = torch.cat([z.mean(dim=(2, 3)), z.amax(dim=(2, 3)), scalars.float()], dim=1)
-        return self.head(pooled)[:, 0]
+        pooled = [z.mean(dim=(2, 3)), z.amax(dim=(2, 3))]
+        if self.scalars:
+            if scalars is None:
+                raise ValueError(f"this network needs {self.scalars} scalars per crop")
+            pooled.append(scalars.float())
+        return self.head(torch.cat(pooled, dim=1))[:, 0]
+
+
+class CandidateVerifier(CropClassifier):
+    """Logits (B,) of P(true lesion) for candidate crops (B, 7, S, S) and scalars (B, 4)
+    (see :func:`core.verification.candidate_inputs`); a :class:`CropClassifier`."""
+
+    def __init__(self, *, widths: Sequence[int] = (24, 48, 64), hidden: int = 96) -> None:
+        super().__init__(planes=CROP_PLANES, scalars=SCALARS, widths=widths, hidden=hidden)

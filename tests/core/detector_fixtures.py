@@ -23,6 +23,8 @@ TINY_KWARGS = {
 
 #: a small candidate verifier (core.models.verifier)
 TINY_VERIFIER = {"widths": [8, 8, 8], "hidden": 8}
+#: a small malignancy classifier (core.models.malignancy)
+TINY_MALIGNANCY = {"widths": [8, 8, 8], "hidden": 8}
 
 
 def make_model_folder(
@@ -32,17 +34,23 @@ def make_model_folder(
     meta: dict | None = None,
     fine_width: int = 0,
     verifier_bias: float | None = None,
+    malignancy: bool = False,
 ) -> str:
     """Write a tiny random ``lesion_fcn`` model folder (stride 4, or 2 with ``fine_width``);
     return its SHA-256.
 
     verifier_bias: when given, the network carries a random :data:`TINY_VERIFIER` whose
     output logit is shifted by this much (meta must then hold a "verifier" section).
+    malignancy: the network also carries a random :data:`TINY_MALIGNANCY` (it needs the
+    verifier; meta must then hold a "malignancy" section). Its weights are drawn after the
+    others, so the detector and verifier are those of the same seed without it.
     """
     generator = torch.Generator().manual_seed(seed)
     kwargs = dict(TINY_KWARGS, fine_width=fine_width) if fine_width else dict(TINY_KWARGS)
     if verifier_bias is not None:
         kwargs["verifier"] = dict(TINY_VERIFIER)
+    if malignancy:
+        kwargs["malignancy"] = dict(TINY_MALIGNANCY)
     model = build_model("lesion_fcn", **kwargs)
     with torch.no_grad():
         for parameter in model.parameters():
@@ -52,6 +60,9 @@ def make_model_folder(
             for parameter in model.verifier.parameters():
                 parameter.mul_(3.0)
             model.verifier.head[-1].bias.add_(verifier_bias)
+        if malignancy:
+            for parameter in model.malignancy.parameters():
+                parameter.mul_(3.0)
     info = {"name": "test-detector", "version": "0.0-test", "tile": {"size": 128, "overlap": 32}}
     info.update(meta or {})
     return save_model_folder(folder, model, arch="lesion_fcn", arch_kwargs=kwargs, meta=info)
