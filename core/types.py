@@ -39,7 +39,8 @@ class Lesion:
         lesion probability inside the region (see :mod:`core.postprocess` for why the peak
         and not the mean).
     p_malignant: P(malignant | lesion) in [0, 1]: the region's peak p malignant over its
-        peak P(lesion) (see core.postprocess).
+        peak P(lesion) (see core.postprocess); for a detector with a third stage, that mixed
+        with its malignancy classifier's (see :mod:`core.malignancy`).
     """
 
     id: int

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import os
 import statistics
@@ -91,6 +92,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="held-out synthetic photos (300: the AUC's 95 %% interval about +-0.01)",
     )
     parser.add_argument("--seed", type=int, default=9999, help="seed of the held-out photos")
+    parser.add_argument(
+        "--unseen-lesions",
+        type=int,
+        default=100,
+        help="more held-out photos (same seed) whose real lesions are the held-out patients' "
+        "(lesions no training photo blended; 0: none)",
+    )
     parser.add_argument(
         "--baseline-n", type=int, default=20, help="photos the (slow) baseline runs on"
     )
@@ -460,6 +468,26 @@ def run(args: argparse.Namespace) -> int:
         "PAD-UFES-20 training patients and procedural" if real_lesions else "procedural only"
     )
     curves = {"synthetic held-out": {k: m.malignant_scores() for k, m in synth_metrics.items()}}
+    if args.unseen_lesions > 0 and real_lesions:
+        # the held-out photos above blend the training patients' lesion photos (augmented):
+        # a network may score them by recognising those lesions. These blend lesions no
+        # training photo used, so their malignant AUC is one of malignancy alone
+        unseen_set = DetectionDataset(
+            args.unseen_lesions,
+            args.seed,
+            dataclasses.replace(synth_config(data_cfg), lesion_source="holdout"),
+        )
+        unseen, unseen_metrics = evaluate_synthetic(
+            {"detector": analyzer.detect}, unseen_set, args.unseen_lesions, {}
+        )
+        synthetic["unseen_lesions"] = {
+            **unseen["detector"],
+            "photos": args.unseen_lesions,
+            "lesion_sources": "PAD-UFES-20 held-out patients and procedural",
+        }
+        curves["synthetic, unseen lesions"] = {
+            "detector": unseen_metrics["detector"].malignant_scores()
+        }
     result: dict = {
         "schema": 1,
         "model": analyzer.detector_info.to_json(),

@@ -7,10 +7,12 @@ malignant or benign, on the region-sized photo crops of the detector's own true 
 (planes 0-2 of :func:`core.verification.candidate_inputs`: the region's centroid, 4 region
 diameters across, 32 x 32 pixels). Its answer is mixed with the detector's p_malignant
 (:func:`core.malignancy.mixed_p_malignant`, with the weight chosen on validation photos).
+Optional, and not in the shipped detector (see :mod:`core.malignancy`).
 
 It has the verifier's shape (:class:`core.models.verifier.CropClassifier`, 3 input planes
-and no scalars: about 62 thousand weights) and lives in the detector's model folder too,
-its tensors under ``malignancy.``, so that the folder's one SHA-256 names every stage.
+and no scalars: 114 thousand weights, about 36 MFLOP a region, run only on the regions the
+verifier keeps) and lives in the detector's model folder too, its tensors under
+``malignancy.``, so that the folder's one SHA-256 names every stage.
 """
 
 from __future__ import annotations

@@ -149,3 +149,25 @@ def test_default_sources_are_cached_per_process() -> None:
     assert default_sources("procedural", "procedural") is default_sources(
         "procedural", "procedural"
     )
+
+
+def test_the_held_out_patients_lesions_are_for_evaluation_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """lesion_source "holdout" takes the default bank's held-out split (the real close-up
+    test's patients); a training recipe that names it is refused."""
+    import training.sources.bank as bank
+    from training.detector_data import detection_dataset
+
+    default_sources.cache_clear()
+    splits = []
+    monkeypatch.setattr(
+        bank, "default_lesion_bank", lambda *, split="train", **_: splits.append(split) or None
+    )
+    default_sources("procedural", "holdout")
+    default_sources("procedural", "default")
+    assert splits == ["holdout", "train"]
+    default_sources.cache_clear()
+    recipe = {"source": "synthetic", "train_seed": 1, "synth_config": {"lesion_source": "holdout"}}
+    with pytest.raises(DataError, match="evaluation only"):
+        detection_dataset(recipe, length=2)

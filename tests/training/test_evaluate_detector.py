@@ -123,6 +123,7 @@ def test_run_end_to_end_on_toy_data(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     ev.configure(parser)
     common = ["--model", str(tmp_path / "m"), "--n", "3", "--device", "cpu"]
     common += ["--data", str(tmp_path / "data"), "--closeup-side", "96", "--threads", "1"]
+    common += ["--unseen-lesions", "2"]
     with pytest.raises(Exception, match="seed 2 was used in training"):
         ev.run(parser.parse_args([*common, "--seed", "2"]))
     args = parser.parse_args([*common, "--out", str(tmp_path / "ev"), "--update-model-json"])
@@ -130,6 +131,9 @@ def test_run_end_to_end_on_toy_data(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     result = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert result["synthetic"]["photos"] == 3 and result["synthetic"]["detector"]["n_images"] == 3
     assert result["synthetic"]["lesion_sources"] == "PAD-UFES-20 training patients and procedural"
+    unseen = result["synthetic"]["unseen_lesions"]  # photos with the held-out patients' lesions
+    assert unseen["photos"] == 2 and unseen["n_images"] == 2 and "auc_malignant" in unseen
+    assert unseen["lesion_sources"] == "PAD-UFES-20 held-out patients and procedural"
     assert result["real_closeups"]["n"] == 4  # 30 % of 5 malignant + 30 % of 5 benign, rounded
     assert "tile.png" in result["tbp_tiles"]["photos"]
     assert (tmp_path / "ev" / "overlays" / "overlay_tile.png").is_file()
@@ -168,6 +172,7 @@ def test_without_the_real_lesions_it_says_so_and_leaves_model_json_alone(
     assert "procedural lesions only" in capsys.readouterr().err
     result = json.loads((tmp_path / "b" / "metrics.json").read_text())
     assert result["synthetic"]["lesion_sources"] == "procedural only"
+    assert "unseen_lesions" not in result["synthetic"]  # no held-out patients' lesions either
 
 
 def test_closeup_side_is_chosen_on_training_patients_only(tmp_path: Path) -> None:

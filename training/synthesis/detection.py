@@ -66,7 +66,8 @@ class SynthConfig:
     malignant_fraction: probability that a blended lesion is malignant.
     diameter_mm: clinical diameter range of blended lesions.
     body_source: "procedural" or a folder of body photos.
-    lesion_source: "default" (lesion bank, train split), "procedural", or a folder.
+    lesion_source: "default" (lesion bank, train split), "holdout" (its held-out patients:
+        evaluation only), "procedural", or a folder.
     procedural_fraction: share of procedural lesions when lesion_source is a folder.
     body_pool: bodies kept per process and re-augmented (0: a new body per sample).
     lesion_pool: lesions kept per process and label, re-augmented at every use (0: fresh).

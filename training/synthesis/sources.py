@@ -101,15 +101,17 @@ def default_sources(
     procedural_fraction: float = 0.5,
 ) -> SynthSources:
     """Sources named by a config: body "procedural" or a folder of body photos; lesions
-    "default" (the default lesion bank, train split), "procedural", or a folder of lesion
+    "default" (the default lesion bank, train split), "holdout" (the default bank's held-out
+    patients: for evaluation only, never training), "procedural", or a folder of lesion
     photos (mixed with procedural ones by ``procedural_fraction``). Cached per process."""
     body = _procedural_body if body_source == "procedural" else _folder_body(body_source)
     if lesion_source == "procedural":
         lesion: LesionFactory = _procedural_lesion
-    elif lesion_source == "default":
+    elif lesion_source in ("default", "holdout"):
         from training.sources.bank import default_lesion_bank
 
-        lesion = _bank_lesion(default_lesion_bank(split="train"))
+        split = "train" if lesion_source == "default" else "holdout"
+        lesion = _bank_lesion(default_lesion_bank(split=split))
     else:
         from training.sources.bank import LesionBank
         from training.sources.real_lesions import read_lesion_folder
