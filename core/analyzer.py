@@ -175,19 +175,16 @@ def malignancy_settings(meta: dict) -> MalignancySettings | None:
     return MalignancySettings.from_json(section)
 
 
-#: (network attribute, model.json key, what it is) of the later stages of a detector
-_STAGES = (
-    ("verifier", "verifier", "candidate verifier"),
-    ("malignancy", "malignancy", "malignancy classifier"),
-)
+#: the later stages of a detector: (network attribute = model.json section, what it is)
+_STAGES = (("verifier", "candidate verifier"), ("malignancy", "malignancy classifier"))
 
 
-def _check_verifier_present(model: Any, meta: dict, folder: Path) -> None:
+def _check_stages_present(model: Any, meta: dict, folder: Path) -> None:
     """ModelError unless the network carries a verifier (a malignancy classifier) exactly
     when model.json has one."""
-    for attribute, key, name in _STAGES:
-        in_network = getattr(model, attribute, None) is not None
-        in_meta = meta.get(key) is not None
+    for stage, name in _STAGES:
+        in_network = getattr(model, stage, None) is not None
+        in_meta = meta.get(stage) is not None
         if in_network and not in_meta:
             raise ModelError(folder, f"the network has a {name} but model.json does not")
         if in_meta and not in_network:
@@ -308,7 +305,7 @@ class Analyzer:
             chosen = choose_device(device)
             model, meta = load_model_folder(detector_folder, chosen)
         _check_settings(meta, detector_folder)
-        _check_verifier_present(model, meta, detector_folder)
+        _check_stages_present(model, meta, detector_folder)
         return cls(
             device=chosen,
             detector=model,
