@@ -5,12 +5,62 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
 
 from core.errors import DataError
+from core.postprocess import PostprocessConfig
+from training.train_detector import command_line
+from training.verifier_data import PhotoCandidates, mine
+
+#: (count) -> [(index, load)] of a pool folder's photos, or (seed, count, data) -> of
+#: validation photos (see training.train_verifier)
+PoolPhotos = Callable[[Path, int], list]
+ValPhotos = Callable[[int, int, dict], list]
+
+
+def mine_recipe(
+    data: dict,
+    probabilities: Callable,
+    candidates: PostprocessConfig,
+    work_dir: Path,
+    pool_photos: PoolPhotos,
+    val_photos: ValPhotos,
+    progress: Callable[[Iterable], Iterable] = lambda items: items,
+) -> tuple[list[PhotoCandidates], list[PhotoCandidates]]:
+    """(pool, validation) candidates of a recipe's ``data`` section: every pool's first
+    ``photos`` photos and ``val_photos`` photos of each of ``val_seeds``, mined with
+    ``probabilities`` at the ``candidates`` thresholds and cached under ``work_dir``
+    (``pool-<folder name>``, ``val<seed>``; see :func:`training.verifier_data.mine`)."""
+    pool: list[PhotoCandidates] = []
+    for source in data["pools"]:
+        folder = Path(source["folder"])
+        photos = pool_photos(folder, int(source["photos"]))
+        pool += mine(photos, probabilities, candidates, work_dir / f"pool-{folder.name}", progress)
+    val: list[PhotoCandidates] = []
+    for seed in data["val_seeds"]:
+        photos = val_photos(int(seed), int(data["val_photos"]), data)
+        val += mine(photos, probabilities, candidates, work_dir / f"val{int(seed)}", progress)
+    return pool, val
+
+
+def training_record(
+    cfg: dict, data: dict, mining_s: float, training_s: float, history: list[dict]
+) -> dict:
+    """The ``training`` entry of a stage's model.json section: command, seed, recipe, the
+    data summary ``data``, times and the per-epoch history."""
+    return {
+        "command": command_line(),
+        "seed": int(cfg["seed"]),
+        "config": cfg,
+        "data": data,
+        "mining_s": round(mining_s, 1),
+        "training_s": round(training_s, 1),
+        "torch": torch.__version__,
+        "history": history,
+    }
 
 
 def one_cycle_adamw(

@@ -48,9 +48,8 @@ from core.errors import DataError
 from core.malignancy import MALIGNANCY_PLANES, mixed_p_malignant
 from core.models.malignancy import MalignancyClassifier
 from core.postprocess import PostprocessConfig
-from training.detector_stages import fit, folder_with_stage
+from training.detector_stages import fit, folder_with_stage, mine_recipe, training_record
 from training.metrics import LesionDetectionMetric, match_lesions_to_instances
-from training.train_detector import command_line
 from training.train_verifier import (
     _dihedral,
     _pool_photos,
@@ -59,7 +58,7 @@ from training.train_verifier import (
     predict,
     read_recipe,
 )
-from training.verifier_data import PhotoCandidates, mine, photo_truth_classes
+from training.verifier_data import PhotoCandidates, photo_truth_classes
 
 #: the mixing weights tried on validation when the recipe names none
 DEFAULT_WEIGHTS = tuple(round(0.05 * k, 2) for k in range(21))
@@ -216,23 +215,9 @@ def run(args: argparse.Namespace) -> int:
     verifier = analyzer._detector.verifier  # noqa: SLF001 (the folder's own second stage)
     data = cfg["data"]
     tic = time.time()
-    pool = []
-    for source in data["pools"]:
-        folder = Path(source["folder"])
-        pool += mine(
-            _pool_photos(folder, int(source["photos"])),
-            analyzer.probabilities,
-            candidates,
-            args.work_dir / f"pool-{folder.name}",
-        )
-    val = []
-    for seed in data["val_seeds"]:
-        val += mine(
-            _val_photos(int(seed), int(data["val_photos"]), data),
-            analyzer.probabilities,
-            candidates,
-            args.work_dir / f"val{int(seed)}",
-        )
+    pool, val = mine_recipe(
+        data, analyzer.probabilities, candidates, args.work_dir, _pool_photos, _val_photos
+    )
     if not val:
         raise DataError(args.config, "choosing the mixing weight needs validation photos")
     mined = time.time() - tic
@@ -258,11 +243,9 @@ def run(args: argparse.Namespace) -> int:
     weight = max(sorted(by_weight), key=lambda w: by_weight[w])  # lowest weight on ties
     record = {
         "weight": weight,
-        "training": {
-            "command": command_line(),
-            "seed": int(cfg["seed"]),
-            "config": cfg,
-            "data": {
+        "training": training_record(
+            cfg,
+            {
                 "pools": data["pools"],
                 "true_candidates": len(label),
                 "malignant": int(label.sum()),
@@ -270,11 +253,10 @@ def run(args: argparse.Namespace) -> int:
                 "val_seeds": list(data["val_seeds"]),
                 "val_photos_per_seed": int(data["val_photos"]),
             },
-            "mining_s": round(mined, 1),
-            "training_s": round(time.time() - tic - mined, 1),
-            "torch": torch.__version__,
-            "history": history,
-        },
+            mined,
+            time.time() - tic - mined,
+            history,
+        ),
         "metrics": {
             "validation": {
                 "auc_malignant_detector_alone": detector_alone,

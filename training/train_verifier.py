@@ -47,10 +47,9 @@ from core.models.verifier import CandidateVerifier
 from core.postprocess import PostprocessConfig
 from core.verification import VerificationSettings
 from training.calibration import fit_platt, fold_into_linear, log_loss
-from training.detector_stages import fit, folder_with_stage
+from training.detector_stages import fit, folder_with_stage, mine_recipe, training_record
 from training.metrics import LesionDetectionMetric, expected_calibration_error
-from training.train_detector import command_line
-from training.verifier_data import PhotoCandidates, mine, photo_truth_classes
+from training.verifier_data import PhotoCandidates, photo_truth_classes
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -278,25 +277,9 @@ def run(args: argparse.Namespace) -> int:
     def bar(items):
         return tqdm(items, desc="candidates", mininterval=10.0)
 
-    pool = []
-    for source in data["pools"]:
-        folder = Path(source["folder"])
-        pool += mine(
-            _pool_photos(folder, int(source["photos"])),
-            analyzer.probabilities,
-            candidates,
-            args.work_dir / f"pool-{folder.name}",
-            bar,
-        )
-    val = []
-    for seed in data["val_seeds"]:
-        val += mine(
-            _val_photos(int(seed), int(data["val_photos"]), data),
-            analyzer.probabilities,
-            candidates,
-            args.work_dir / f"val{int(seed)}",
-            bar,
-        )
+    pool, val = mine_recipe(
+        data, analyzer.probabilities, candidates, args.work_dir, _pool_photos, _val_photos, bar
+    )
     mined = time.time() - tic
     net, history = train(cfg, pool, val)
     calibration = {}
@@ -326,22 +309,19 @@ def run(args: argparse.Namespace) -> int:
         **settings.to_json(),
         **at_min,
         **({"calibration": calibration} if calibration else {}),
-        "training": {
-            "command": command_line(),
-            "seed": int(cfg["seed"]),
-            "config": cfg,
-            "data": {
+        "training": training_record(
+            cfg,
+            {
                 "pools": data["pools"],
                 "candidates": n_candidates,
                 "true_candidates": n_true,
                 "val_seeds": list(data["val_seeds"]),
                 "val_photos_per_seed": int(data["val_photos"]),
             },
-            "mining_s": round(mined, 1),
-            "training_s": round(time.time() - tic - mined, 1),
-            "torch": torch.__version__,
-            "history": history,
-        },
+            mined,
+            time.time() - tic - mined,
+            history,
+        ),
         "metrics": {
             # the last epoch's figures (calibration keeps the ranking, so they still hold)
             "validation": history[-1] if history else {},
