@@ -103,11 +103,11 @@ MALIGNANCY_ONNX_FILE = "malignancy.onnx"
 
 
 def _export_crop_stage(
-    target: Path, net: nn.Module, output: tuple[str, str], layouts: tuple[str, str], opset: int
+    target: Path, net: nn.Module, output: tuple[str, str], layouts: tuple[str, ...], opset: int
 ) -> dict:
     """Write ``target`` from a CropClassifier ``net`` (fused, eval mode); return its
-    model.json entry. ``output``: (name, layout); ``layouts``: the crops' and the scalars'
-    (the second unused when the network takes no scalars)."""
+    model.json entry. ``output``: (name, layout); ``layouts``: the crops' and, when the
+    network takes scalars, the scalars'."""
     graph = CropStageGraph(net.eval()).eval()
     generator = torch.Generator().manual_seed(0)
     shape = (int(net.planes), CROP_SIZE, CROP_SIZE)
@@ -124,7 +124,7 @@ def _export_crop_stage(
         "file": target.name,
         "sha256": file_sha256(target),
         "inputs": [
-            {"name": name, "layout": layout} for name, layout in zip(names, layouts, strict=False)
+            {"name": name, "layout": layout} for name, layout in zip(names, layouts, strict=True)
         ],
         "outputs": [{"name": output[0], "layout": output[1]}],
     }
@@ -161,7 +161,7 @@ def _export_malignancy(folder: Path, classifier: nn.Module, opset: int) -> dict:
         folder / MALIGNANCY_ONNX_FILE,
         classifier,
         ("p_malignant", "float32 (N,) P(malignant | lesion)"),
-        ("uint8 (N, 3, S, S), planes 0-2 of the verifier's crops, see core.malignancy", ""),
+        ("uint8 (N, 3, S, S), planes 0-2 of the verifier's crops, see core.malignancy",),
         opset,
     )
 

@@ -47,9 +47,10 @@ def synth_config(data_cfg: dict):  # -> training.synthesis.detection.SynthConfig
 def detection_dataset(data_cfg: dict, *, length: int) -> Dataset:
     """Training photos: items {"image": uint8 (3, H, W), "class_map": (H, W), ...}."""
     source = data_cfg.get("source", "synthetic")
-    if (data_cfg.get("synth_config") or {}).get("lesion_source") == "holdout":
-        # those lesions are the real close-up test's and the unseen-lesion test's
-        raise DataError(Path("config"), "lesion_source 'holdout' is for evaluation only")
+    from training.synthesis.sources import check_training_lesion_source
+
+    lesions = (data_cfg.get("synth_config") or {}).get("lesion_source", "default")
+    check_training_lesion_source(str(lesions), Path("config"))
     if source == "synthetic":
         from training.synthesis.datasets import DetectionDataset
 

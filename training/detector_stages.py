@@ -1,5 +1,6 @@
 """What the commands that add a stage to a detector share (``lesion-train verifier``,
-``lesion-train malignancy``): the optimiser of a small crop network and the new model folder.
+``lesion-train malignancy``): mining a recipe's candidates, training a small crop network,
+the training record and the new model folder.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from core.postprocess import PostprocessConfig
 from training.train_detector import command_line
 from training.verifier_data import PhotoCandidates, mine
 
-#: (count) -> [(index, load)] of a pool folder's photos, or (seed, count, data) -> of
-#: validation photos (see training.train_verifier)
+#: (folder, count) -> [(index, load)] of a pool folder's first photos, and (seed, count,
+#: data) -> the same of validation photos (see training.train_verifier)
 PoolPhotos = Callable[[Path, int], list]
 ValPhotos = Callable[[int, int, dict], list]
 

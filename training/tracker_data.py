@@ -318,9 +318,12 @@ def tracker_dataset(data: dict, *, length: int, seed: int) -> Dataset:
     if source == "synth_pairs":
         from training.synthesis.datasets import PairDataset
         from training.synthesis.detection import SynthConfig
+        from training.synthesis.sources import check_training_lesion_source
 
+        config = SynthConfig(**data.get("synth_config", {}))
+        check_training_lesion_source(config.lesion_source, Path("config"))
         pool_size = int(data.get("pool_size", length))
-        pool: Dataset = PairDataset(pool_size, seed, SynthConfig(**data.get("synth_config", {})))
+        pool: Dataset = PairDataset(pool_size, seed, config)
     elif source == "synth_folder":
         from training.synthesis.datasets import FolderPairDataset
 

@@ -152,12 +152,15 @@ def test_default_sources_are_cached_per_process() -> None:
 
 
 def test_the_held_out_patients_lesions_are_for_evaluation_only(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """lesion_source "holdout" takes the default bank's held-out split (the real close-up
-    test's patients); a training recipe that names it is refused."""
+    test's patients); the detector's and the tracker's training recipes and `lesion-train
+    synth` (whose folders are training pools) refuse it."""
     import training.sources.bank as bank
+    from training.cli import main as lesion_train
     from training.detector_data import detection_dataset
+    from training.tracker_data import tracker_dataset
 
     default_sources.cache_clear()
     splits = []
@@ -171,3 +174,15 @@ def test_the_held_out_patients_lesions_are_for_evaluation_only(
     recipe = {"source": "synthetic", "train_seed": 1, "synth_config": {"lesion_source": "holdout"}}
     with pytest.raises(DataError, match="evaluation only"):
         detection_dataset(recipe, length=2)
+    pairs = {"source": "synth_pairs", "width": 64, "height": 64}
+    pairs["synth_config"] = {"lesion_source": "holdout"}
+    with pytest.raises(DataError, match="evaluation only"):
+        tracker_dataset(pairs, length=2, seed=1)
+    out = tmp_path / "pool"
+    assert (
+        lesion_train(
+            ["synth", "--kind", "detection", "--n", "1", "--lesions", "holdout", "--out", str(out)]
+        )
+        == 2
+    )
+    assert not out.exists()

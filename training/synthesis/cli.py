@@ -20,6 +20,7 @@ from tqdm import tqdm
 from training.synthesis import contact_sheet, store
 from training.synthesis.detection import SynthConfig, make_detection_sample
 from training.synthesis.pairs import make_pair_sample
+from training.synthesis.sources import check_training_lesion_source
 
 _STATE: dict = {}
 
@@ -36,7 +37,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--format", choices=("png", "jpg"), default="png", help="photo files (jpg: quality 95)"
     )
     parser.add_argument(
-        "--lesions", default="default", help='lesion source: "default", "procedural" or a folder'
+        "--lesions",
+        default="default",
+        help='lesion source: "default", "procedural" or a folder (these folders are for '
+        "training: the held-out patients' lesions are not offered)",
     )
     parser.add_argument(
         "--bodies", default="procedural", help='body source: "procedural" or a folder'
@@ -95,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
             "--body-pool >= 0"
         )
         return 2
+    check_training_lesion_source(args.lesions, args.out)
     config = SynthConfig(
         width=args.width,
         height=args.height,

@@ -11,10 +11,12 @@ import functools
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 
+from core.errors import DataError
 from training.sources.base import BENIGN, BodyPhoto, LesionPatch
 from training.sources.procedural_lesions import BENIGN_KINDS, MALIGNANT_KINDS
 
@@ -92,6 +94,18 @@ def _bank_lesion(bank) -> LesionFactory:
         return bank.sample(rng, label=label, diameter_px=diameter_px)
 
     return make
+
+
+#: lesion sources that only evaluation may blend: "holdout" is the real close-up test's
+#: patients (and evaluate-detector's unseen-lesion test)
+EVALUATION_ONLY_LESION_SOURCES = ("holdout",)
+
+
+def check_training_lesion_source(lesion_source: str, where: Path) -> None:
+    """DataError naming ``where`` (the recipe, or the command) when ``lesion_source`` is for
+    evaluation only: photos that training could see must not blend those lesions."""
+    if lesion_source in EVALUATION_ONLY_LESION_SOURCES:
+        raise DataError(where, f"lesion_source {lesion_source!r} is for evaluation only")
 
 
 @functools.lru_cache(maxsize=8)
