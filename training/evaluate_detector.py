@@ -175,6 +175,15 @@ def subgroup_summary(
     }
 
 
+def _lesion_origins(dataset, index: int) -> dict[int, str]:
+    """Where each true lesion of photo ``index`` came from ({instance id: one of
+    ``LESION_ORIGINS``}), when the dataset can say (a ``DetectionDataset``); else {}."""
+    sample = getattr(dataset, "sample", None)
+    if sample is None:
+        return {}
+    return {record.id: record.origin for record in sample(index).lesions}
+
+
 def evaluate_synthetic(
     detectors: dict[str, DetectFn],
     dataset,
@@ -211,13 +220,14 @@ def evaluate_synthetic(
         instance_map = np.asarray(item["instance_map"], np.int32)
         classes = instance_classes(instance_map, class_map)
         contrasts = lesion_contrasts(image, instance_map)
+        origins = _lesion_origins(dataset, i)
         for name, detect in detectors.items():
             if i >= limits.get(name, n):
                 continue
             tic = time.perf_counter()
             detection = detect(image)
             seconds[name].append(time.perf_counter() - tic)
-            metrics[name].update(detection.lesions, instance_map, classes, contrasts)
+            metrics[name].update(detection.lesions, instance_map, classes, contrasts, origins)
             group = skin_type_group(int(item.get("skin_type", 0)))
             if group is not None:
                 for group_metric in by_skin_type[name][group]:
@@ -245,6 +255,18 @@ def evaluate_synthetic(
             for band in metric.recall_by_contrast(float(figures["score_threshold_at"]))
         ]
         out[name]["median_s_per_photo"] = _round(statistics.median(seconds[name]))
+        # lesion photos blended in, procedural lesions, the bodies' own moles: the same
+        # figures per origin (is the malignant AUC one of recognising the training lesion
+        # photos? are the misses the bodies' faint moles?)
+        by_origin = metric.by_origin(float(figures["score_threshold_at"]))
+        if by_origin:
+            out[name]["by_lesion_origin"] = {
+                origin: {
+                    k: [_round(b) for b in v] if isinstance(v, list) else _round(v)
+                    for k, v in group.items()
+                }
+                for origin, group in by_origin.items()
+            }
         out[name]["visible_lesions"] = summary(visible[name])
         threshold = float(figures["score_threshold_at"])
         out[name]["by_skin_type"] = {

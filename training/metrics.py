@@ -365,7 +365,8 @@ class LesionDetectionMetric:
     regions of one image, ``instance_map`` (H, W) int with 0 = no lesion, ``classes`` the
     true class of each instance id (1 benign, 2 malignant), e.g. from ``instance_classes``;
     ``contrasts`` optionally each instance's visibility (:func:`lesion_contrasts`), for
-    :meth:`recall_by_contrast`.
+    :meth:`recall_by_contrast`; ``origins`` optionally where each instance came from (any
+    name, e.g. ``training.synthesis.detection.LESION_ORIGINS``), for :meth:`by_origin`.
     """
 
     def __init__(
@@ -399,6 +400,9 @@ class LesionDetectionMetric:
         self._true_diameters: list[float] = []
         self._true_contrasts: list[float] = []
         self._true_found_at: list[float] = []
+        # origin of each counted true lesion and of each matched one ("" when not given)
+        self._true_origins: list[str] = []
+        self._mal_origins: list[str] = []
 
     def update(
         self,
@@ -406,11 +410,13 @@ class LesionDetectionMetric:
         instance_map: np.ndarray,
         classes: Mapping[int, int],
         contrasts: Mapping[int, float] | None = None,
+        origins: Mapping[int, str] | None = None,
     ) -> ImageMatch:
         """Match one image's predictions and record the outcome; returns the matching."""
         match = match_lesions_to_instances(lesions, instance_map, min_iou=self.min_iou)
         diameter = equivalent_diameters(instance_map)
         contrasts = contrasts or {}
+        origins = origins or {}
         if self.min_contrast > 0 and diameter and not contrasts:
             raise ValueError("min_contrast needs the lesions' contrasts")
         faint = {k for k, c in contrasts.items() if c < self.min_contrast}  # NaN: not faint
@@ -427,6 +433,7 @@ class LesionDetectionMetric:
             self._true_diameters.append(diameter[k])
             self._true_contrasts.append(float(contrasts.get(k, float("nan"))))
             self._true_found_at.append(found_at)
+            self._true_origins.append(origins.get(k, ""))
 
         for k in match.missed:
             record_true(k, float("-inf"))
@@ -436,6 +443,7 @@ class LesionDetectionMetric:
             self._is_tp.append(True)
             self._mal_labels.append(1 if classes.get(k, BENIGN) == MALIGNANT else 0)
             self._mal_scores.append(float(lesions[i].p_malignant))
+            self._mal_origins.append(origins.get(k, ""))
         for i in match.false_positives:
             self._scores.append(float(lesions[i].score))
             self._is_tp.append(False)
@@ -508,6 +516,44 @@ class LesionDetectionMetric:
                 }
             )
         return bands
+
+    def by_origin(self, threshold: float, seed: int = 0) -> dict[str, dict]:
+        """Figures per origin of the true lesions (the ``origins`` given to ``update``; the
+        lesions of none are left out): where the misses are, and how well p_malignant
+        separates malignant from benign lesions of one origin alone.
+
+        Returns {origin: {"n", "recall" (predictions scoring ``threshold`` or more),
+        "recall_any_score", "n_malignant_matched", "n_benign_matched", "auc_malignant"
+        (NaN when one class was not matched), "auc_malignant_ci95" [low, high] (bootstrap
+        over the images, :func:`auc_interval`)}}, origins in the order their first lesion was recorded.
+        """
+        origins = np.asarray(self._true_origins, dtype=object)
+        found_at = np.asarray(self._true_found_at, np.float64)
+        mal_origins = np.asarray(self._mal_origins, dtype=object)
+        labels, scores = self.malignant_scores()
+        images = np.asarray(self._mal_image, np.int64)
+        out: dict[str, dict] = {}
+        for origin in dict.fromkeys(self._true_origins):
+            if not origin:
+                continue
+            own, matched = origins == origin, mal_origins == origin
+            own_labels, own_scores = labels[matched], scores[matched]
+            auc = roc_auc(own_labels, own_scores)
+            bounds = (
+                auc_interval(own_labels, own_scores, groups=images[matched], seed=seed)
+                if np.isfinite(auc)
+                else [float("nan")] * 2
+            )
+            out[origin] = {
+                "n": int(own.sum()),
+                "recall": float(np.mean(found_at[own] >= threshold)),
+                "recall_any_score": float(np.mean(np.isfinite(found_at[own]))),
+                "n_malignant_matched": int(own_labels.sum()),
+                "n_benign_matched": int(own_labels.size - own_labels.sum()),
+                "auc_malignant": auc,
+                "auc_malignant_ci95": bounds,
+            }
+        return out
 
     def aggregate(self) -> dict[str, float | int]:
         """Figures over everything seen since the last ``reset``.

@@ -40,6 +40,20 @@ def test_detection_dataset_items_and_crop() -> None:
         ds[4]
 
 
+def test_detection_dataset_gives_the_whole_sample_of_an_item() -> None:
+    ds = DetectionDataset(4, 1, SMALL, sources=STANDINS)
+    item = ds[2]
+    sample = ds.sample(2)
+    assert ds.sample(2) is sample  # kept: dataset[i] then sample(i) synthesises once
+    assert np.array_equal(item["image"].permute(1, 2, 0).numpy(), sample.image)
+    ids = set(np.unique(item["instance_map"].numpy())) - {0}
+    assert ids == {record.id for record in sample.lesions}
+    other = DetectionDataset(4, 1, SMALL, sources=STANDINS).sample(2)  # made afresh: the same
+    assert np.array_equal(other.image, sample.image) and other.lesions == sample.lesions
+    with pytest.raises(IndexError):
+        ds.sample(4)
+
+
 def test_pair_dataset_crop_keeps_flow_consistent() -> None:
     full = PairDataset(2, 3, SMALL, sources=STANDINS)[0]
     assert full["flow"].shape == (2, 128, 160) and full["valid"].dtype == torch.bool

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -257,3 +258,37 @@ def test_figures_by_skin_type_at_the_operating_point_of_all_photos() -> None:
     assert all(groups[g]["share_visible"] == 1.0 for g in groups)
     assert groups["I-II"]["recall_visible_at_operating_point"] == 1.0
     assert groups["V-VI"]["recall_visible_at_operating_point"] == 0.0
+
+
+class _ToyWithOrigins(ToyDetectionDataset):
+    """Toy photos whose odd-numbered lesions are "photo" lesions, the others "procedural"
+    (what a DetectionDataset's ``sample(i).lesions`` records say)."""
+
+    def sample(self, index: int) -> SimpleNamespace:
+        instances = np.asarray(self[index]["instance_map"])
+        ids = [int(k) for k in np.unique(instances) if k]
+        return SimpleNamespace(
+            lesions=[SimpleNamespace(id=k, origin="photo" if k % 2 else "procedural") for k in ids]
+        )
+
+
+def test_figures_by_lesion_origin() -> None:
+    dataset = _ToyWithOrigins(4, 11)
+    oracle = _oracle(dataset)
+
+    def photos_only(image: np.ndarray) -> Detection:
+        found = oracle(image)
+        return Detection(found.heatmap, tuple(le for le in found.lesions if le.id % 2), INFO)
+
+    out, _ = ev.evaluate_synthetic(
+        {"detector": photos_only}, dataset, 4, {}, progress=lambda s: None
+    )
+    groups = out["detector"]["by_lesion_origin"]
+    assert set(groups) == {"photo", "procedural"}
+    assert groups["photo"]["recall"] == 1.0 and groups["procedural"]["recall"] == 0.0
+    assert groups["photo"]["n"] + groups["procedural"]["n"] == out["detector"]["n_true"]
+    # a dataset that cannot say where its lesions came from: no such figures
+    plain, _ = ev.evaluate_synthetic(
+        {"detector": oracle}, ToyDetectionDataset(4, 11), 4, {}, progress=lambda s: None
+    )
+    assert "by_lesion_origin" not in plain["detector"]

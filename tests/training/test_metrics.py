@@ -312,3 +312,39 @@ def test_recall_and_false_positives_at_a_fixed_threshold() -> None:
     assert metric.fp_per_image_at(0.5) == pytest.approx(0.5)
     assert metric.fp_per_image_at(0.7) == 0.0
     assert LesionDetectionMetric().recall_at(0.5) == 0.0
+
+
+def test_figures_by_origin_of_the_true_lesions() -> None:
+    inst, cls = _scene()  # 1 benign, 2 small malignant, 3 malignant
+    origins = {1: "photo", 2: "photo", 3: "procedural"}
+    metric = LesionDetectionMetric()
+    classes = instance_classes(inst, cls)
+    # photo 1: both "photo" lesions found, the malignant one called more malignant;
+    # photo 2: the same, the other way round; the procedural lesion found once, weakly
+    metric.update(
+        [_box_lesion(1, 10, 10, 20, 20, 0.9, 0.2), _box_lesion(2, 50, 30, 54, 34, 0.8, 0.7)],
+        inst, classes, origins=origins,
+    )  # fmt: skip
+    metric.update(
+        [
+            _box_lesion(1, 10, 10, 20, 20, 0.9, 0.6),
+            _box_lesion(2, 50, 30, 54, 34, 0.8, 0.5),
+            _box_lesion(3, 5, 40, 25, 55, 0.3, 0.9),
+        ],
+        inst, classes, origins=origins,
+    )  # fmt: skip
+    metric.update([_box_lesion(1, 10, 10, 20, 20, 0.9, 0.1)], inst, classes)  # no origins
+    groups = metric.by_origin(0.5)
+    assert set(groups) == {"photo", "procedural"}  # the third photo's lesions: in none
+    photo, procedural = groups["photo"], groups["procedural"]
+    assert (photo["n"], photo["recall"], photo["recall_any_score"]) == (4, 1.0, 1.0)
+    assert (procedural["n"], procedural["recall"], procedural["recall_any_score"]) == (2, 0.0, 0.5)
+    assert (photo["n_malignant_matched"], photo["n_benign_matched"]) == (2, 2)
+    # malignant 0.7, 0.5 against benign 0.2, 0.6: 3 of 4 pairs ranked right
+    assert photo["auc_malignant"] == pytest.approx(0.75)
+    low, high = photo["auc_malignant_ci95"]
+    assert 0.0 <= low <= high <= 1.0
+    # a malignant lesion alone: no AUC
+    assert math.isnan(procedural["auc_malignant"])
+    assert all(math.isnan(v) for v in procedural["auc_malignant_ci95"])
+    assert LesionDetectionMetric().by_origin(0.5) == {}

@@ -11,7 +11,12 @@ from tests.training.synth_standins import STANDINS, standin_body, standin_lesion
 from training.sources.base import BENIGN, MALIGNANT
 from training.sources.skin_tones import fitzpatrick_of_source
 from training.synthesis.blend import blend_lesion, poisson_solve
-from training.synthesis.detection import SynthConfig, make_detection_sample
+from training.synthesis.detection import (
+    LESION_ORIGINS,
+    SynthConfig,
+    lesion_origin,
+    make_detection_sample,
+)
 from training.synthesis.placement import body_features, choose_position, ring_descriptor
 from training.synthesis.sources import SynthSources
 
@@ -165,3 +170,19 @@ def test_a_sample_says_the_skin_type_of_its_body() -> None:
         for mole in (r for r in s.lesions if ":mole" in r.source):
             assert fitzpatrick_of_source(mole.source) == s.skin_type
     assert len(types) > 1
+
+
+def test_each_lesion_says_where_it_came_from() -> None:
+    assert lesion_origin("procedural:back:fitzpatrick-V:mole12") == "body_mole"
+    assert lesion_origin("bodies/IMG_3.jpg:mole2") == "body_mole"  # a real body's mole
+    assert lesion_origin("procedural:melanoma") == "procedural"
+    assert lesion_origin("images/PAT_1805_3477_772.jpg") == "photo"
+    assert lesion_origin("images/mole12.jpg") == "photo"  # a photo named so: no ":mole<id>"
+    s = make_detection_sample(3, 0, SMALL, sources=STANDINS)
+    origins = [r.origin for r in s.lesions]
+    assert set(origins) <= set(LESION_ORIGINS)
+    # the stand-in body's two moles; the stand-in lesions are photos ("standin:<d>")
+    assert origins.count("body_mole") == 2 and "photo" in origins
+    procedural = SynthConfig(width=320, height=240, lesion_source="procedural", body_pool=0)
+    made = make_detection_sample(1, 5, procedural)
+    assert {r.origin for r in made.lesions} == {"body_mole", "procedural"}

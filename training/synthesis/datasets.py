@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 
 from core.errors import DataError
 from training.synthesis import store
-from training.synthesis.detection import SynthConfig, make_detection_sample
+from training.synthesis.detection import DetectionSample, SynthConfig, make_detection_sample
 from training.synthesis.pairs import make_pair_sample
 from training.synthesis.sources import SynthSources
 
@@ -132,10 +132,25 @@ class _SyntheticDataset(Dataset):
 
 
 class DetectionDataset(_SyntheticDataset):
-    """``length`` synthetic detection photos, made on the fly from (seed, index)."""
+    """``length`` synthetic detection photos, made on the fly from (seed, index).
+
+    ``sample(index)`` gives the whole :class:`DetectionSample` of an item, lesion records
+    included (what a batch of tensors cannot carry); the last one is kept, so that
+    ``dataset[i]`` then ``dataset.sample(i)`` synthesises the photo once.
+    """
+
+    _last: tuple[int, DetectionSample] | None = None
+
+    def sample(self, index: int) -> DetectionSample:
+        if not 0 <= index < self.length:
+            raise IndexError(index)
+        if self._last is None or self._last[0] != index:
+            made = make_detection_sample(index, self.seed, self.config, sources=self.sources)
+            self._last = (index, made)
+        return self._last[1]
 
     def _item(self, index: int) -> dict[str, torch.Tensor]:
-        s = make_detection_sample(index, self.seed, self.config, sources=self.sources)
+        s = self.sample(index)
         item = detection_item(s.image, s.class_map, s.instance_map, self.crop, self.seed, index)
         item["mm_per_px"] = torch.tensor(float(s.mm_per_px))  # pixel size on the skin
         item["skin_type"] = torch.tensor(int(s.skin_type))  # Fitzpatrick 1-6, 0 unknown

@@ -12,6 +12,7 @@ diameter in mm -> lesion augmentation (rotation, flip, stretch, outline wobble, 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -91,6 +92,27 @@ class SynthConfig:
     pairs: PairOptions = field(default_factory=PairOptions)
 
 
+#: where a synthetic photo's lesion came from (:attr:`LesionRecord.origin`): a real lesion
+#: photo blended in, a procedurally drawn lesion blended in, or one of the procedural body's
+#: own moles (benign, 1 mm and up, drawn with the body)
+LESION_ORIGINS = ("photo", "procedural", "body_mole")
+_MOLE_SOURCE = re.compile(r":mole\d+$")
+
+
+def mole_source(body_source: str, mole_id: int) -> str:
+    """The ``source`` of a body's pre-existing mole: its body's source and the mole's id."""
+    return f"{body_source}:mole{int(mole_id)}"
+
+
+def lesion_origin(source: str) -> str:
+    """The origin (one of :data:`LESION_ORIGINS`) of a lesion from its ``source``: a body
+    mole (:func:`mole_source`), "procedural:<kind>", or a lesion photo's file name. Read
+    from the source so that the records of stored pools say it too."""
+    if _MOLE_SOURCE.search(source):
+        return "body_mole"
+    return "procedural" if source.startswith("procedural:") else "photo"
+
+
 @dataclass(frozen=True)
 class LesionRecord:
     """One labelled lesion of a synthetic photo.
@@ -108,6 +130,11 @@ class LesionRecord:
     diameter_mm: float
     bbox: tuple[int, int, int, int]
     centroid: tuple[float, float]
+
+    @property
+    def origin(self) -> str:
+        """Where it came from: one of :data:`LESION_ORIGINS` (see :func:`lesion_origin`)."""
+        return lesion_origin(self.source)
 
     def to_json(self) -> dict:
         return {
@@ -267,7 +294,7 @@ def mole_metas(body: BodyPhoto) -> dict[int, LesionMeta]:
         int(k): LesionMeta(
             BENIGN,
             "NEV",
-            f"{body.source}:mole{int(k)}",
+            mole_source(body.source, int(k)),
             float(2 * np.sqrt(c / np.pi)) * body.mm_per_px,
         )
         for k, c in zip(ids, counts, strict=True)
