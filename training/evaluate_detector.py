@@ -137,6 +137,17 @@ def summary(metric: LesionDetectionMetric, figures: dict | None = None) -> dict:
     return out
 
 
+#: the held-out figures by where the lesions came from (``LesionRecord.origin``): each
+#: origin alone, and the lesions blended onto the body (a lesion photo or a procedural
+#: lesion, malignant or benign) without the bodies' own moles (benign, many of 1-2 mm)
+ORIGIN_GROUPS = {
+    "photo": ("photo",),
+    "procedural": ("procedural",),
+    "body_mole": ("body_mole",),
+    "blended": ("photo", "procedural"),
+}
+
+
 #: Fitzpatrick types pooled for the figures by skin type (a few dozen photos each in a
 #: 300-photo run: single types would be too few to say anything)
 SKIN_TYPE_GROUPS = {"I-II": (1, 2), "III-IV": (3, 4), "V-VI": (5, 6)}
@@ -255,10 +266,9 @@ def evaluate_synthetic(
             for band in metric.recall_by_contrast(float(figures["score_threshold_at"]))
         ]
         out[name]["median_s_per_photo"] = _round(statistics.median(seconds[name]))
-        # lesion photos blended in, procedural lesions, the bodies' own moles: the same
-        # figures per origin (is the malignant AUC one of recognising the training lesion
-        # photos? are the misses the bodies' faint moles?)
-        by_origin = metric.by_origin(float(figures["score_threshold_at"]))
+        # where the figures come from: is the malignant AUC one of the easy benign body moles,
+        # or of telling blended lesions apart? are the misses the bodies' faint moles?
+        by_origin = metric.by_origin(float(figures["score_threshold_at"]), ORIGIN_GROUPS)
         if by_origin:
             out[name]["by_lesion_origin"] = {
                 origin: {

@@ -15,7 +15,7 @@ y down, pixel centres at integer coordinates.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -517,26 +517,34 @@ class LesionDetectionMetric:
             )
         return bands
 
-    def by_origin(self, threshold: float, seed: int = 0) -> dict[str, dict]:
-        """Figures per origin of the true lesions (the ``origins`` given to ``update``; the
-        lesions of none are left out): where the misses are, and how well p_malignant
-        separates malignant from benign lesions of one origin alone.
+    def by_origin(
+        self, threshold: float, groups: Mapping[str, Collection[str]] | None = None, seed: int = 0
+    ) -> dict[str, dict]:
+        """Figures per origin of the true lesions (the ``origins`` given to ``update``): where
+        the misses are, and how well p_malignant separates malignant from benign lesions of
+        those origins alone.
 
-        Returns {origin: {"n", "recall" (predictions scoring ``threshold`` or more),
+        groups: {name: the origins it pools}; None: each origin seen on its own, in the order
+        their first lesion was recorded. Lesions of no origin are in no group, and a group
+        with none of the lesions is left out.
+        Returns {name: {"n", "recall" (predictions scoring ``threshold`` or more),
         "recall_any_score", "n_malignant_matched", "n_benign_matched", "auc_malignant"
         (NaN when one class was not matched), "auc_malignant_ci95" [low, high] (bootstrap
-        over the images, :func:`auc_interval`)}}, origins in the order their first lesion was recorded.
+        over the images, :func:`auc_interval`)}}.
         """
         origins = np.asarray(self._true_origins, dtype=object)
         found_at = np.asarray(self._true_found_at, np.float64)
         mal_origins = np.asarray(self._mal_origins, dtype=object)
         labels, scores = self.malignant_scores()
         images = np.asarray(self._mal_image, np.int64)
+        if groups is None:
+            groups = {origin: (origin,) for origin in dict.fromkeys(self._true_origins) if origin}
         out: dict[str, dict] = {}
-        for origin in dict.fromkeys(self._true_origins):
-            if not origin:
+        for name, members in groups.items():
+            own = np.isin(origins, list(members))
+            if not own.any():
                 continue
-            own, matched = origins == origin, mal_origins == origin
+            matched = np.isin(mal_origins, list(members))
             own_labels, own_scores = labels[matched], scores[matched]
             auc = roc_auc(own_labels, own_scores)
             bounds = (
@@ -544,7 +552,7 @@ class LesionDetectionMetric:
                 if np.isfinite(auc)
                 else [float("nan")] * 2
             )
-            out[origin] = {
+            out[name] = {
                 "n": int(own.sum()),
                 "recall": float(np.mean(found_at[own] >= threshold)),
                 "recall_any_score": float(np.mean(np.isfinite(found_at[own]))),

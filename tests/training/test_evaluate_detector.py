@@ -284,9 +284,11 @@ def test_figures_by_lesion_origin() -> None:
         {"detector": photos_only}, dataset, 4, {}, progress=lambda s: None
     )
     groups = out["detector"]["by_lesion_origin"]
-    assert set(groups) == {"photo", "procedural"}
+    assert set(groups) == {"photo", "procedural", "blended"}  # no body moles in these
     assert groups["photo"]["recall"] == 1.0 and groups["procedural"]["recall"] == 0.0
     assert groups["photo"]["n"] + groups["procedural"]["n"] == out["detector"]["n_true"]
+    assert groups["blended"]["n"] == out["detector"]["n_true"]
+    assert groups["blended"]["recall"] == out["detector"]["recall_at_max_fp"]
     # a dataset that cannot say where its lesions came from: no such figures
     plain, _ = ev.evaluate_synthetic(
         {"detector": oracle}, ToyDetectionDataset(4, 11), 4, {}, progress=lambda s: None

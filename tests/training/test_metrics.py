@@ -348,3 +348,9 @@ def test_figures_by_origin_of_the_true_lesions() -> None:
     assert math.isnan(procedural["auc_malignant"])
     assert all(math.isnan(v) for v in procedural["auc_malignant_ci95"])
     assert LesionDetectionMetric().by_origin(0.5) == {}
+    # pooled origins, and a group with none of the lesions left out
+    pooled = metric.by_origin(0.5, {"both": ("photo", "procedural"), "moles": ("body_mole",)})
+    assert list(pooled) == ["both"]
+    assert (pooled["both"]["n"], pooled["both"]["recall"]) == (6, pytest.approx(4 / 6))
+    # malignant 0.7, 0.5, 0.9 against benign 0.2, 0.6: 5 of 6 pairs ranked right
+    assert pooled["both"]["auc_malignant"] == pytest.approx(5 / 6)
