@@ -186,13 +186,21 @@ def subgroup_summary(
     }
 
 
-def _lesion_origins(dataset, index: int) -> dict[int, str]:
+def _lesion_origins(dataset, index: int) -> tuple[dict[int, str], dict[int, str]]:
     """Where each true lesion of photo ``index`` came from ({instance id: one of
-    ``LESION_ORIGINS``}), when the dataset can say (a ``DetectionDataset``); else {}."""
+    ``LESION_ORIGINS``}) and, for those made from a lesion photo, that photo ({instance id:
+    its source}), when the dataset can say (a ``DetectionDataset``); else ({}, {}).
+
+    Many synthetic photos blend the same few dozen lesion photos (PAD-UFES-20: one photo a
+    patient), so the malignancy calls of their lesions are not independent across photos:
+    the AUC intervals by origin resample the lesion photos, not the synthetic ones."""
     sample = getattr(dataset, "sample", None)
     if sample is None:
-        return {}
-    return {record.id: record.origin for record in sample(index).lesions}
+        return {}, {}
+    records = sample(index).lesions
+    origins = {record.id: record.origin for record in records}
+    clusters = {r.id: f"lesion photo {r.source}" for r in records if r.origin == "photo"}
+    return origins, clusters
 
 
 def evaluate_synthetic(
@@ -231,14 +239,16 @@ def evaluate_synthetic(
         instance_map = np.asarray(item["instance_map"], np.int32)
         classes = instance_classes(instance_map, class_map)
         contrasts = lesion_contrasts(image, instance_map)
-        origins = _lesion_origins(dataset, i)
+        origins, clusters = _lesion_origins(dataset, i)
         for name, detect in detectors.items():
             if i >= limits.get(name, n):
                 continue
             tic = time.perf_counter()
             detection = detect(image)
             seconds[name].append(time.perf_counter() - tic)
-            metrics[name].update(detection.lesions, instance_map, classes, contrasts, origins)
+            metrics[name].update(
+                detection.lesions, instance_map, classes, contrasts, origins, clusters
+            )
             group = skin_type_group(int(item.get("skin_type", 0)))
             if group is not None:
                 for group_metric in by_skin_type[name][group]:

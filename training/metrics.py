@@ -366,7 +366,10 @@ class LesionDetectionMetric:
     true class of each instance id (1 benign, 2 malignant), e.g. from ``instance_classes``;
     ``contrasts`` optionally each instance's visibility (:func:`lesion_contrasts`), for
     :meth:`recall_by_contrast`; ``origins`` optionally where each instance came from (any
-    name, e.g. ``training.synthesis.detection.LESION_ORIGINS``), for :meth:`by_origin`.
+    name, e.g. ``training.synthesis.detection.LESION_ORIGINS``), for :meth:`by_origin`;
+    ``clusters`` optionally what an instance shares with instances of other images (the
+    lesion photo a synthetic lesion was made from): :meth:`by_origin`'s AUC intervals
+    resample those, and an instance of none counts with its own image.
     """
 
     def __init__(
@@ -403,6 +406,9 @@ class LesionDetectionMetric:
         # origin of each counted true lesion and of each matched one ("" when not given)
         self._true_origins: list[str] = []
         self._mal_origins: list[str] = []
+        # the unit each matched lesion's malignancy is independent in (a lesion photo that
+        # many synthetic photos blend, or else its own image)
+        self._mal_clusters: list[str] = []
 
     def update(
         self,
@@ -411,12 +417,13 @@ class LesionDetectionMetric:
         classes: Mapping[int, int],
         contrasts: Mapping[int, float] | None = None,
         origins: Mapping[int, str] | None = None,
+        clusters: Mapping[int, str] | None = None,
     ) -> ImageMatch:
         """Match one image's predictions and record the outcome; returns the matching."""
         match = match_lesions_to_instances(lesions, instance_map, min_iou=self.min_iou)
         diameter = equivalent_diameters(instance_map)
         contrasts = contrasts or {}
-        origins = origins or {}
+        origins, clusters = origins or {}, clusters or {}
         if self.min_contrast > 0 and diameter and not contrasts:
             raise ValueError("min_contrast needs the lesions' contrasts")
         faint = {k for k, c in contrasts.items() if c < self.min_contrast}  # NaN: not faint
@@ -444,6 +451,7 @@ class LesionDetectionMetric:
             self._mal_labels.append(1 if classes.get(k, BENIGN) == MALIGNANT else 0)
             self._mal_scores.append(float(lesions[i].p_malignant))
             self._mal_origins.append(origins.get(k, ""))
+            self._mal_clusters.append(clusters.get(k, f"image {image}"))
         for i in match.false_positives:
             self._scores.append(float(lesions[i].score))
             self._is_tp.append(False)
@@ -530,13 +538,14 @@ class LesionDetectionMetric:
         Returns {name: {"n", "recall" (predictions scoring ``threshold`` or more),
         "recall_any_score", "n_malignant_matched", "n_benign_matched", "auc_malignant"
         (NaN when one class was not matched), "auc_malignant_ci95" [low, high] (bootstrap
-        over the images, :func:`auc_interval`)}}.
+        over the ``clusters`` given to ``update`` and the images, :func:`auc_interval`),
+        "n_clusters" (how many units that interval resamples)}}.
         """
         origins = np.asarray(self._true_origins, dtype=object)
         found_at = np.asarray(self._true_found_at, np.float64)
         mal_origins = np.asarray(self._mal_origins, dtype=object)
         labels, scores = self.malignant_scores()
-        images = np.asarray(self._mal_image, np.int64)
+        clusters = np.asarray(self._mal_clusters, dtype=object)
         if groups is None:
             groups = {origin: (origin,) for origin in dict.fromkeys(self._true_origins) if origin}
         out: dict[str, dict] = {}
@@ -548,7 +557,7 @@ class LesionDetectionMetric:
             own_labels, own_scores = labels[matched], scores[matched]
             auc = roc_auc(own_labels, own_scores)
             bounds = (
-                auc_interval(own_labels, own_scores, groups=images[matched], seed=seed)
+                auc_interval(own_labels, own_scores, groups=clusters[matched], seed=seed)
                 if np.isfinite(auc)
                 else [float("nan")] * 2
             )
@@ -560,6 +569,7 @@ class LesionDetectionMetric:
                 "n_benign_matched": int(own_labels.size - own_labels.sum()),
                 "auc_malignant": auc,
                 "auc_malignant_ci95": bounds,
+                "n_clusters": len(set(clusters[matched])),
             }
         return out
 

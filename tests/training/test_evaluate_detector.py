@@ -268,7 +268,14 @@ class _ToyWithOrigins(ToyDetectionDataset):
         instances = np.asarray(self[index]["instance_map"])
         ids = [int(k) for k in np.unique(instances) if k]
         return SimpleNamespace(
-            lesions=[SimpleNamespace(id=k, origin="photo" if k % 2 else "procedural") for k in ids]
+            lesions=[
+                SimpleNamespace(
+                    id=k,
+                    origin="photo" if k % 2 else "procedural",
+                    source=f"images/{k % 3}.jpg" if k % 2 else f"procedural:{k}",
+                )
+                for k in ids
+            ]
         )
 
 
@@ -289,6 +296,9 @@ def test_figures_by_lesion_origin() -> None:
     assert groups["photo"]["n"] + groups["procedural"]["n"] == out["detector"]["n_true"]
     assert groups["blended"]["n"] == out["detector"]["n_true"]
     assert groups["blended"]["recall"] == out["detector"]["recall_at_max_fp"]
+    # the photo lesions' AUC interval resamples their lesion photos, not the toy photos
+    photo_ids = {int(k) for i in range(4) for k in np.unique(dataset[i]["instance_map"]) if k % 2}
+    assert groups["photo"]["n_clusters"] == len({k % 3 for k in photo_ids})
     # a dataset that cannot say where its lesions came from: no such figures
     plain, _ = ev.evaluate_synthetic(
         {"detector": oracle}, ToyDetectionDataset(4, 11), 4, {}, progress=lambda s: None

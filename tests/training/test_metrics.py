@@ -354,3 +354,33 @@ def test_figures_by_origin_of_the_true_lesions() -> None:
     assert (pooled["both"]["n"], pooled["both"]["recall"]) == (6, pytest.approx(4 / 6))
     # malignant 0.7, 0.5, 0.9 against benign 0.2, 0.6: 5 of 6 pairs ranked right
     assert pooled["both"]["auc_malignant"] == pytest.approx(5 / 6)
+    assert photo["n_clusters"] == 2  # no clusters given: each image is one
+
+
+def test_auc_intervals_by_origin_resample_the_clusters() -> None:
+    inst, cls = _scene()
+    classes = instance_classes(inst, cls)
+    rng = np.random.default_rng(5)
+    benign_means, malignant_means = (0.1, 0.35, 0.55), (0.25, 0.45, 0.65)
+    shared, own = LesionDetectionMetric(), LesionDetectionMetric()
+    for image in range(60):
+        # six lesion photos, each blended into every third image with its own look, which
+        # the detector reads about the same each time
+        photo = image % 3
+        found = [
+            _box_lesion(1, 10, 10, 20, 20, 0.9, benign_means[photo] + 0.3 * rng.random()),
+            _box_lesion(2, 50, 30, 54, 34, 0.8, malignant_means[photo] + 0.3 * rng.random()),
+        ]
+        origins = {1: "photo", 2: "photo", 3: "photo"}
+        clusters = {1: f"benign {photo}", 2: f"malignant {photo}"}
+        shared.update(found, inst, classes, origins=origins, clusters=clusters)
+        own.update(found, inst, classes, origins=origins)
+    by_photo, by_image = shared.by_origin(0.5)["photo"], own.by_origin(0.5)["photo"]
+    assert (by_photo["n_clusters"], by_image["n_clusters"]) == (6, 60)
+    assert by_photo["auc_malignant"] == by_image["auc_malignant"]
+    # six lesion photos say much less than sixty independent images would
+    low, high = by_photo["auc_malignant_ci95"]
+    image_low, image_high = by_image["auc_malignant_ci95"]
+    assert low <= by_photo["auc_malignant"] <= high
+    assert image_low < by_image["auc_malignant"] < image_high
+    assert high - low > 3 * (image_high - image_low)
