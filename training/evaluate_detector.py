@@ -246,18 +246,17 @@ def evaluate_synthetic(
             tic = time.perf_counter()
             detection = detect(image)
             seconds[name].append(time.perf_counter() - tic)
-            metrics[name].update(
-                detection.lesions, instance_map, classes, contrasts, origins, clusters
-            )
+            found = (detection.lesions, instance_map, classes)
+            metrics[name].update(*found, contrasts, origins, clusters)
             group = skin_type_group(int(item.get("skin_type", 0)))
             if group is not None:
                 for group_metric in by_skin_type[name][group]:
-                    group_metric.update(detection.lesions, instance_map, classes, contrasts)
-            visible[name].update(detection.lesions, instance_map, classes, contrasts)
+                    group_metric.update(*found, contrasts, origins, clusters)
+            visible[name].update(*found, contrasts, origins, clusters)
             if "mm_per_px" in item:
                 mm_per_px = float(item["mm_per_px"])
                 clinical[name].min_diameter_px = CLINICAL_MIN_DIAMETER_MM / mm_per_px
-                clinical[name].update(detection.lesions, instance_map, classes)
+                clinical[name].update(*found, None, origins, clusters)
         if (i + 1) % 10 == 0 or i + 1 == n:
             progress(f"synthetic {i + 1}/{n}")
     out: dict = {}

@@ -616,6 +616,9 @@ class LesionDetectionMetric:
         ``ap`` (BCa, :func:`scipy.stats.bootstrap`), resampling whole images: the lesions of
         one photo share its body, light and camera, so they are not independent samples.
         The operating point is chosen anew in every resample, as ``aggregate`` chooses it.
+        The AUC's interval resamples the matched lesions' ``clusters`` (as given to
+        ``update``; a lesion of none is in its image's): a lesion photo that many synthetic
+        images blend is one sample of malignancy, however many images show it.
 
         Returns {figure: [low, high]}; NaN bounds when fewer than two images were seen (or,
         for the AUC, when a class is missing). Deterministic in ``seed``.
@@ -639,7 +642,17 @@ class LesionDetectionMetric:
         low, high = bootstrap_interval(
             figures, self._n_images, confidence=confidence, n_resamples=n_resamples, seed=seed
         )
-        return {name: [float(lo), float(hi)] for name, lo, hi in zip(names, low, high, strict=True)}
+        out = {name: [float(lo), float(hi)] for name, lo, hi in zip(names, low, high, strict=True)}
+        labels, scores = self.malignant_scores()
+        out["auc_malignant"] = auc_interval(
+            labels,
+            scores,
+            groups=self._mal_clusters,
+            confidence=confidence,
+            n_resamples=n_resamples,
+            seed=seed,
+        )
+        return out
 
     def _per_image_arrays(self) -> tuple[list[np.ndarray], ...]:
         """Per image: is_tp, scores, malignant labels, p_malignant (lists of arrays)."""

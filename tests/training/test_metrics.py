@@ -384,3 +384,7 @@ def test_auc_intervals_by_origin_resample_the_clusters() -> None:
     assert low <= by_photo["auc_malignant"] <= high
     assert image_low < by_image["auc_malignant"] < image_high
     assert high - low > 3 * (image_high - image_low)
+    # and so does the interval of the AUC over every lesion
+    all_low, all_high = shared.confidence_intervals(n_resamples=400)["auc_malignant"]
+    own_low, own_high = own.confidence_intervals(n_resamples=400)["auc_malignant"]
+    assert all_high - all_low > 3 * (own_high - own_low)
