@@ -509,6 +509,8 @@ def run(args: argparse.Namespace) -> int:
         "PAD-UFES-20 training patients and procedural" if real_lesions else "procedural only"
     )
     curves = {"synthetic held-out": {k: m.malignant_scores() for k, m in synth_metrics.items()}}
+    blended = ORIGIN_GROUPS["blended"]
+    blended_curves = {k: m.malignant_scores(blended) for k, m in synth_metrics.items()}
     if args.unseen_lesions > 0 and real_lesions:
         # the held-out photos above blend the training patients' lesion photos (augmented):
         # a network may score them by recognising those lesions. These blend lesions no
@@ -529,6 +531,12 @@ def run(args: argparse.Namespace) -> int:
         curves["synthetic, unseen lesions"] = {
             "detector": unseen_metrics["detector"].malignant_scores()
         }
+        blended_curves["detector, unseen lesions"] = unseen_metrics["detector"].malignant_scores(
+            blended
+        )
+    if any(labels.size for labels, _ in blended_curves.values()):
+        # without the bodies' own moles (benign, easy): the lesions that can look alike
+        curves["synthetic, blended lesions only"] = blended_curves
     result: dict = {
         "schema": 1,
         "model": analyzer.detector_info.to_json(),

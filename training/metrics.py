@@ -461,9 +461,17 @@ class LesionDetectionMetric:
     def n_images(self) -> int:
         return self._n_images
 
-    def malignant_scores(self) -> tuple[np.ndarray, np.ndarray]:
-        """(labels 0/1, p_malignant) over matched true lesions, for ROC plots."""
-        return np.asarray(self._mal_labels, np.int64), np.asarray(self._mal_scores, np.float64)
+    def malignant_scores(
+        self, origins: Collection[str] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(labels 0/1, p_malignant) over matched true lesions, for ROC plots; only those of
+        ``origins`` (as given to ``update``) when given."""
+        labels = np.asarray(self._mal_labels, np.int64)
+        scores = np.asarray(self._mal_scores, np.float64)
+        if origins is None:
+            return labels, scores
+        kept = np.isin(np.asarray(self._mal_origins, dtype=object), list(origins))
+        return labels[kept], scores[kept]
 
     def recall_at_fp_rate(self, max_fp_per_image: float) -> tuple[float, float, float]:
         """(recall, fp_per_image, score threshold) at the lowest threshold whose FP/image

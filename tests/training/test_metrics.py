@@ -355,6 +355,10 @@ def test_figures_by_origin_of_the_true_lesions() -> None:
     # malignant 0.7, 0.5, 0.9 against benign 0.2, 0.6: 5 of 6 pairs ranked right
     assert pooled["both"]["auc_malignant"] == pytest.approx(5 / 6)
     assert photo["n_clusters"] == 2  # no clusters given: each image is one
+    labels, scores = metric.malignant_scores(("procedural",))  # for a ROC curve of one origin
+    assert labels.tolist() == [1] and scores.tolist() == [0.9]
+    assert metric.malignant_scores(("photo", "procedural"))[0].size == 5
+    assert metric.malignant_scores()[0].size == 6  # the third photo's lesion too
 
 
 def test_auc_intervals_by_origin_resample_the_clusters() -> None:
