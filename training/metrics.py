@@ -368,8 +368,8 @@ class LesionDetectionMetric:
     :meth:`recall_by_contrast`; ``origins`` optionally where each instance came from (any
     name, e.g. ``training.synthesis.detection.LESION_ORIGINS``), for :meth:`by_origin`;
     ``clusters`` optionally what an instance shares with instances of other images (the
-    lesion photo a synthetic lesion was made from): :meth:`by_origin`'s AUC intervals
-    resample those, and an instance of none counts with its own image.
+    lesion photo a synthetic lesion was made from): the AUC intervals resample those, and
+    an instance of none counts with its own image.
     """
 
     def __init__(
@@ -393,10 +393,9 @@ class LesionDetectionMetric:
         self._mal_scores: list[float] = []
         self._n_true = 0
         self._n_images = 0
-        # which image each prediction / matched lesion came from, and each image's number of
-        # counted true lesions: what a bootstrap over images resamples
+        # which image each prediction came from, and each image's number of counted true
+        # lesions: what a bootstrap over images resamples
         self._score_image: list[int] = []
-        self._mal_image: list[int] = []
         self._true_per_image: list[int] = []
         # per counted true lesion: equivalent diameter (px), contrast (NaN when not given)
         # and the score of the prediction that found it (-inf when none did)
@@ -434,7 +433,6 @@ class LesionDetectionMetric:
         self._n_true += len(match.pairs) + len(match.missed)
         self._true_per_image.append(len(match.pairs) + len(match.missed))
         self._score_image.extend([image] * (len(match.pairs) + len(match.false_positives)))
-        self._mal_image.extend([image] * len(match.pairs))
 
         def record_true(k: int, found_at: float) -> None:
             self._true_diameters.append(diameter[k])
@@ -631,39 +629,40 @@ class LesionDetectionMetric:
         Returns {figure: [low, high]}; NaN bounds when fewer than two images were seen (or,
         for the AUC, when a class is missing). Deterministic in ``seed``.
         """
-        names = ("recall_at_max_fp", "auc_malignant", "ap")
         if self._n_images < 2:
-            return {name: [float("nan")] * 2 for name in names}
-        per_image = self._per_image_arrays()
+            return {
+                name: [float("nan")] * 2 for name in ("recall_at_max_fp", "auc_malignant", "ap")
+            }
+        tp_per_image, scores_per_image = self._per_image_arrays()
         true_per_image = np.asarray(self._true_per_image, np.int64)
 
         def figures(images: np.ndarray) -> np.ndarray:
-            tp, scores, mal_labels, mal_scores = (
-                np.concatenate([arrays[i] for i in images]) for arrays in per_image
-            )
+            tp = np.concatenate([tp_per_image[i] for i in images])
+            scores = np.concatenate([scores_per_image[i] for i in images])
             n_true = int(true_per_image[images].sum())
             recall = operating_point(tp, scores, n_true, images.size, self.max_fp_per_image)[0]
-            return np.array(
-                [recall, roc_auc(mal_labels, mal_scores), average_precision(tp, scores, n_true)]
-            )
+            return np.array([recall, average_precision(tp, scores, n_true)])
 
         low, high = bootstrap_interval(
             figures, self._n_images, confidence=confidence, n_resamples=n_resamples, seed=seed
         )
-        out = {name: [float(lo), float(hi)] for name, lo, hi in zip(names, low, high, strict=True)}
-        labels, scores = self.malignant_scores()
-        out["auc_malignant"] = auc_interval(
+        labels, mal = self.malignant_scores()
+        auc = auc_interval(
             labels,
-            scores,
-            groups=self._mal_clusters,
+            mal,
+            self._mal_clusters,
             confidence=confidence,
             n_resamples=n_resamples,
             seed=seed,
         )
-        return out
+        return {
+            "recall_at_max_fp": [float(low[0]), float(high[0])],
+            "auc_malignant": auc,
+            "ap": [float(low[1]), float(high[1])],
+        }
 
-    def _per_image_arrays(self) -> tuple[list[np.ndarray], ...]:
-        """Per image: is_tp, scores, malignant labels, p_malignant (lists of arrays)."""
+    def _per_image_arrays(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Per image: is_tp and scores of its predictions (lists of arrays)."""
 
         def split(values: list, images: list[int], dtype) -> list[np.ndarray]:
             edges = np.searchsorted(np.asarray(images, np.int64), np.arange(self._n_images + 1))
@@ -673,6 +672,4 @@ class LesionDetectionMetric:
         return (
             split(self._is_tp, self._score_image, bool),
             split(self._scores, self._score_image, np.float64),
-            split(self._mal_labels, self._mal_image, np.int64),
-            split(self._mal_scores, self._mal_image, np.float64),
         )
