@@ -153,9 +153,10 @@ def bootstrap_interval(
     group indices in [0, n_groups), with repeats, and returns one figure or a 1-D array of
     them. Resampling groups, not lesions, respects that the lesions of one photo or patient
     are not independent. Returns (low, high), arrays shaped like the statistic. Where BCa
-    is undefined (every resample gives the same value, or the statistic is NaN in some),
-    the bounds are the percentile interval of the resamples where it is defined (NaN if it
-    is nowhere). Deterministic in ``seed``.
+    is undefined (every resample gives the same value, the statistic is NaN in some, or no
+    resample falls below the figure, or none above: BCa's bias correction is then infinite
+    and its interval collapses to a point), the bounds are the percentile interval of the
+    resamples where it is defined (NaN if it is nowhere). Deterministic in ``seed``.
     """
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", stats.DegenerateDataWarning)
@@ -171,11 +172,19 @@ def bootstrap_interval(
         )
         # BCa is undefined when every resample gives one value (a perfect detector): the
         # interval is then that value, which the plain percentile interval gives
+        resampled = np.asarray(result.bootstrap_distribution, np.float64)
         tail = 50.0 * (1.0 - confidence)
-        percentile = np.nanpercentile(result.bootstrap_distribution, [tail, 100.0 - tail], axis=-1)
+        percentile = np.nanpercentile(resampled, [tail, 100.0 - tail], axis=-1)
+        # ... and when the figure lies at an edge of its resamples (a discrete figure at
+        # its least value, say): BCa's bias correction is infinite there
+        figure = np.asarray(statistic(np.arange(n_groups)), np.float64)
+        below = np.nanmean(resampled < figure[..., None], axis=-1)
+        above = np.nanmean(resampled > figure[..., None], axis=-1)
     low, high = (np.asarray(b, np.float64) for b in result.confidence_interval)
-    return np.where(np.isnan(low), percentile[0], low), np.where(
-        np.isnan(high), percentile[1], high
+    undefined = (below == 0) | (above == 0)
+    return (
+        np.where(np.isnan(low) | undefined, percentile[0], low),
+        np.where(np.isnan(high) | undefined, percentile[1], high),
     )
 
 

@@ -13,6 +13,7 @@ from training.metrics import (
     LesionDetectionMetric,
     auc_interval,
     average_precision,
+    bootstrap_interval,
     instance_classes,
     lesion_contrasts,
     match_lesions_to_instances,
@@ -392,3 +393,18 @@ def test_auc_intervals_by_origin_resample_the_clusters() -> None:
     all_low, all_high = shared.confidence_intervals(n_resamples=400)["auc_malignant"]
     own_low, own_high = own.confidence_intervals(n_resamples=400)["auc_malignant"]
     assert all_high - all_low > 3 * (own_high - own_low)
+
+
+def test_bootstrap_interval_where_bca_is_undefined() -> None:
+    # the share of each of three kinds among the groups, summed in squares: the full sample
+    # (a third each) gives the least value any resample can, so BCa's bias correction is
+    # infinite and its interval would collapse to that point; the percentile interval is used
+    def evenness(groups: np.ndarray) -> float:
+        return float((np.bincount(groups % 3, minlength=3) ** 2).sum() / groups.size**2)
+
+    low, high = bootstrap_interval(evenness, 60, n_resamples=500)
+    assert 1 / 3 <= low < 0.34 and high > low + 0.005
+    # a figure every resample gives alike: that value; an ordinary one keeps its BCa interval
+    assert bootstrap_interval(lambda g: 1.0, 60, n_resamples=200) == (1.0, 1.0)
+    low, high = bootstrap_interval(lambda g: float(np.mean(g)), 60, n_resamples=500)
+    assert low < 29.5 < high and high - low < 15
