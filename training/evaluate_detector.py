@@ -49,15 +49,9 @@ from core.closeup import assess, resize_longer_side
 from core.errors import DataError
 from core.types import Detection
 from training.detector_data import SHARED_DATA, synth_config
-from training.metrics import (
-    LesionDetectionMetric,
-    auc_interval,
-    instance_classes,
-    lesion_contrasts,
-    roc_auc,
-    roc_curve,
-)
+from training.metrics import LesionDetectionMetric, instance_classes, lesion_contrasts
 from training.sources.bank import PAD_UFES_DEV, real_lesions_present
+from training.statistics import auc_interval, roc_auc, roc_curve
 
 DetectFn = Callable[[np.ndarray], Detection]
 

@@ -48,7 +48,8 @@ from core.postprocess import PostprocessConfig
 from core.verification import VerificationSettings
 from training.calibration import fit_platt, fold_into_linear, log_loss
 from training.detector_stages import fit, folder_with_stage, mine_recipe, training_record
-from training.metrics import LesionDetectionMetric, expected_calibration_error
+from training.metrics import LesionDetectionMetric
+from training.statistics import expected_calibration_error
 from training.verifier_data import PhotoCandidates, photo_truth_classes
 
 

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from training.calibration import fit_platt, fold_into_linear, log_loss
-from training.metrics import expected_calibration_error
+from training.statistics import expected_calibration_error
 
 
 def test_platt_recovers_a_known_miscalibration() -> None:

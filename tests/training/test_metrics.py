@@ -11,12 +11,14 @@ import pytest
 from core.types import Lesion
 from training.metrics import (
     LesionDetectionMetric,
-    auc_interval,
-    average_precision,
-    bootstrap_interval,
     instance_classes,
     lesion_contrasts,
     match_lesions_to_instances,
+)
+from training.statistics import (
+    auc_interval,
+    average_precision,
+    bootstrap_interval,
     operating_point,
     roc_auc,
     roc_curve,
