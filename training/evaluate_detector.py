@@ -180,7 +180,7 @@ def subgroup_summary(
     }
 
 
-def _lesion_origins(dataset, index: int) -> tuple[dict[int, str], dict[int, str]]:
+def _origins_and_clusters(dataset, index: int) -> tuple[dict[int, str], dict[int, str]]:
     """Where each true lesion of photo ``index`` came from ({instance id: one of
     ``LESION_ORIGINS``}) and, for those made from a lesion photo, that photo ({instance id:
     its source}), when the dataset can say (a ``DetectionDataset``); else ({}, {}).
@@ -233,7 +233,7 @@ def evaluate_synthetic(
         instance_map = np.asarray(item["instance_map"], np.int32)
         classes = instance_classes(instance_map, class_map)
         contrasts = lesion_contrasts(image, instance_map)
-        origins, clusters = _lesion_origins(dataset, i)
+        origins, clusters = _origins_and_clusters(dataset, i)
         for name, detect in detectors.items():
             if i >= limits.get(name, n):
                 continue
