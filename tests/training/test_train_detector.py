@@ -222,3 +222,33 @@ def test_init_from_a_stride_4_folder_into_a_fine_network(
     wider = dict(config["model"]["kwargs"], decoder_widths=[16, 16, 16])
     with pytest.raises(ModelError, match="do not fit"):
         load_warm_start(build_model("lesion_fcn", **wider), folder, "lesion_fcn", wider)
+
+
+def test_init_from_a_folder_into_a_network_with_fewer_convs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A smaller ``depths`` entry leaves a stage's last convs out: the shared tensors are
+    copied, the folder's others are listed as dropped, and nothing starts fresh."""
+    from core.models import build_model
+    from training.warm_start import load_warm_start
+
+    use_toy_data(monkeypatch.setattr)
+    config = copy.deepcopy(TINY_CONFIG)
+    config["train"]["epochs"] = 1
+    assert run(_args(tmp_path, config)) == 0
+    folder = tmp_path / "model"
+    source, _ = load_model_folder(folder)
+    depths = list(config["model"]["kwargs"]["depths"])
+    assert depths[3] >= 1, "the toy network needs a conv after the stride-32 entry"
+    kwargs = dict(config["model"]["kwargs"], depths=depths[:3] + [depths[3] - 1])
+    slim = build_model("lesion_fcn", **kwargs)
+    record = load_warm_start(slim, folder, "lesion_fcn", kwargs)
+    last = f"stages.3.{depths[3]}."
+    assert record["dropped_parameters"]
+    assert all(name.startswith(last) for name in record["dropped_parameters"])
+    assert "new_parameters" not in record
+    assert record["arch_kwargs"] == config["model"]["kwargs"]
+    copied = slim.state_dict()
+    for name, tensor in source.state_dict().items():
+        if not name.startswith(last):
+            torch.testing.assert_close(copied[name], tensor, msg=name)
