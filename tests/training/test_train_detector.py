@@ -195,6 +195,19 @@ def test_hard_negatives_are_recorded_and_used(
         run(_args(tmp_path, config))
 
 
+def _one_epoch_toy_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[dict, Path, torch.nn.Module]:
+    """(config, folder, network) of a toy detector trained one epoch into tmp_path/model."""
+    use_toy_data(monkeypatch.setattr)
+    config = copy.deepcopy(TINY_CONFIG)
+    config["train"]["epochs"] = 1
+    assert run(_args(tmp_path, config)) == 0
+    folder = tmp_path / "model"
+    source, _ = load_model_folder(folder)
+    return config, folder, source
+
+
 def test_init_from_a_stride_4_folder_into_a_fine_network(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -204,12 +217,7 @@ def test_init_from_a_stride_4_folder_into_a_fine_network(
     from core.models import build_model
     from training.warm_start import load_warm_start
 
-    use_toy_data(monkeypatch.setattr)
-    config = copy.deepcopy(TINY_CONFIG)
-    config["train"]["epochs"] = 1
-    assert run(_args(tmp_path, config)) == 0
-    folder = tmp_path / "model"
-    source, _ = load_model_folder(folder)
+    config, folder, source = _one_epoch_toy_folder(tmp_path, monkeypatch)
     kwargs = dict(config["model"]["kwargs"], fine_width=8)
     fine = build_model("lesion_fcn", **kwargs)
     record = load_warm_start(fine, folder, "lesion_fcn", kwargs)
@@ -232,12 +240,7 @@ def test_init_from_a_folder_into_a_network_with_fewer_convs(
     from core.models import build_model
     from training.warm_start import load_warm_start
 
-    use_toy_data(monkeypatch.setattr)
-    config = copy.deepcopy(TINY_CONFIG)
-    config["train"]["epochs"] = 1
-    assert run(_args(tmp_path, config)) == 0
-    folder = tmp_path / "model"
-    source, _ = load_model_folder(folder)
+    config, folder, source = _one_epoch_toy_folder(tmp_path, monkeypatch)
     depths = list(config["model"]["kwargs"]["depths"])
     assert depths[3] >= 1, "the toy network needs a conv after the stride-32 entry"
     kwargs = dict(config["model"]["kwargs"], depths=depths[:3] + [depths[3] - 1])
