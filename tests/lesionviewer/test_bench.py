@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from lesionviewer.bench import BenchOptions, Measurement
-from lesionviewer.bench.detection import synthetic_photo
+from lesionviewer.bench.detection import demo_body_photo, synthetic_photo
 from lesionviewer.cli import main
 
 
@@ -49,3 +49,19 @@ def test_synthetic_photo_is_deterministic() -> None:
     assert a.shape == (200, 320, 3) and a.dtype == np.uint8
     np.testing.assert_array_equal(a, b)
     assert a.std() > 3  # not a flat image
+
+
+def test_demo_body_photo_puts_the_four_demo_photos_in_panels() -> None:
+    from core.io import load_photo
+    from core.resources import resource_path
+
+    photo = demo_body_photo(2048, 1536)
+    assert photo.shape == (1536, 2048, 3) and photo.dtype == np.uint8
+    # the bottom-right panel is the second visit's leg photo at its own 1024x768 size
+    leg = load_photo(resource_path("demo", "visit2_left_leg.jpg"))
+    assert leg.shape == (768, 1024, 3)
+    diff = np.abs(photo[768:, 1024:].astype(np.int16) - leg.astype(np.int16))
+    assert float(diff.mean()) < 1.0
+    # odd sizes leave at most one row / column black at the bottom / right
+    odd = demo_body_photo(401, 301)
+    assert odd.shape == (301, 401, 3) and odd[:300, :400].std() > 3
