@@ -205,6 +205,13 @@ def enlargement_settings(inference: dict) -> tuple[tuple[int, ...], int]:
     return ((2,), 2 * below) if below > 0 else ((), 0)
 
 
+def reduction_settings(inference: dict) -> tuple[tuple[int, ...], int]:
+    """(reductions, reduce_from_px) of a detector's model.json ``inference`` section (see
+    :func:`core.multiscale.analysis_scales`); absent: never reduced."""
+    reductions = tuple(int(r) for r in inference.get("reductions", ()))
+    return reductions, int(inference.get("reduce_from_px", 0))
+
+
 class Analyzer:
     """Detector (and, lazily, tracker) on one device. Build with :meth:`load`."""
 
@@ -237,6 +244,8 @@ class Analyzer:
         # long side stays within the limit (see core.multiscale)
         inference = detector_meta.get("inference") or {}
         self.scales, self.max_enlarged_side_px = enlargement_settings(inference)
+        # large photos are also analysed reduced by these divisors (see core.multiscale)
+        self.reductions, self.reduce_from_px = reduction_settings(inference)
         # photos with a long side of at most this are also analysed mirrored (see
         # mirror_analysis; 0: never)
         self.mirror_below_px = int(inference.get("mirror_below_px", 0))
@@ -361,10 +370,20 @@ class Analyzer:
     ) -> CoarseProbabilities:
         _check_image(image, "image")
         height, width = image.shape[:2]
-        factors = analysis_scales(height, width, self.scales, self.max_enlarged_side_px)
+        factors = analysis_scales(
+            height,
+            width,
+            self.scales,
+            self.max_enlarged_side_px,
+            self.reductions,
+            self.reduce_from_px,
+        )
 
         def analyse(picture: np.ndarray, start: float, end: float) -> CoarseProbabilities:
-            mirror = mirror_analysis(*picture.shape[:2], self.mirror_below_px)
+            # a reduced pass is there for large lesions, which need no second, mirrored look
+            # (mirroring it cost as much again: 12 MP photos 18 % slower instead of 9 %)
+            reduced = picture.shape[0] < height
+            mirror = not reduced and mirror_analysis(*picture.shape[:2], self.mirror_below_px)
             return self._tiled(picture, _scaled(progress, start, end), cancel, mirror)
 
         # factors (1,): one pass, its map returned as it is

@@ -57,6 +57,44 @@ def test_the_full_heatmap_is_made_only_when_asked_for(analyzer: Analyzer) -> Non
     ]
 
 
+def test_a_large_photo_is_also_analysed_reduced(tmp_path: Path) -> None:
+    import cv2
+
+    from core.analyzer import reduction_settings
+    from core.multiscale import fuse_scales
+
+    assert reduction_settings({}) == ((), 0)
+    assert reduction_settings({"reductions": [4], "reduce_from_px": 3000}) == ((4,), 3000)
+    folder = tmp_path / "detector"
+    meta = {"inference": {"reductions": [4], "reduce_from_px": 400}}
+    make_model_folder(folder, seed=2, meta=meta)
+    analyzer = Analyzer.load("cpu", detector=folder)
+    photo = _photo(320, 448)
+    detection = analyzer.detect(photo)  # 448 >= 400: as it is and at a quarter (112 x 80)
+    assert detection.shape == (320, 448) and detection.source.stride == 4
+    analyzer.reductions = ()
+    as_is = analyzer.detect(photo).source
+    quarter = analyzer.detect(cv2.resize(photo, (112, 80), interpolation=cv2.INTER_AREA)).source
+    expected = fuse_scales([(1, as_is), (0.25, quarter)], 320, 448)
+    np.testing.assert_array_equal(detection.source.values, expected.values)
+    assert (detection.source.values[..., 0] <= as_is.values[..., 0] + 1e-6).all()
+    assert (detection.source.values[..., 0] < as_is.values[..., 0] - 1e-5).any()
+    analyzer.reductions, analyzer.reduce_from_px = (4,), 449  # below the limit: as it is
+    np.testing.assert_array_equal(analyzer.detect(photo).source.values, as_is.values)
+    # the reduced pass (for large lesions) is not mirrored, the photo as it is still is
+    analyzer.reduce_from_px, analyzer.mirror_below_px = 400, 10_000
+    calls = []
+    tiled = analyzer._tiled
+
+    def recording(picture, progress, cancel, mirror):  # noqa: ANN001, ANN202
+        calls.append((picture.shape[:2], mirror))
+        return tiled(picture, progress, cancel, mirror)
+
+    analyzer._tiled = recording
+    analyzer.detect(photo)
+    assert calls == [((320, 448), True), ((80, 112), False)]
+
+
 def test_a_small_photo_is_also_analysed_enlarged(tmp_path: Path) -> None:
     import cv2
 

@@ -10,6 +10,7 @@ from core.multiscale import (
     fuse_scales,
     fusion_stride,
     multiscale_probabilities,
+    rescaled,
 )
 from core.tiling import CoarseProbabilities
 
@@ -28,6 +29,16 @@ def test_fusion_grid_is_as_coarse_as_every_scale_allows() -> None:
     assert fusion_stride([1, 2], 4) == 2  # the twice-enlarged map needs no resampling
     assert fusion_stride([1, 2, 4], 4) == 1
     assert fusion_stride([1, 2, 3], 4) == 1  # 4 / 3 is no whole stride
+    assert fusion_stride([1, 0.25], 4) == 4  # a reduced map is read on the photo's grid
+    assert fusion_stride([1, 2, 0.25], 4) == 2
+
+
+def test_a_large_photo_is_also_analysed_reduced() -> None:
+    assert analysis_scales(3000, 4000, (2, 4), 4096, (4,), 3000) == (1, 0.25)
+    assert analysis_scales(2999, 2999, (2, 4), 4096, (4,), 3000) == (1,)  # below the limit
+    assert analysis_scales(768, 1024, (2, 4), 4096, (4,), 3000) == (1, 2, 4)
+    assert analysis_scales(3000, 4000, (2,), 4096, (2, 4, 4), 3000) == (1, 0.5, 0.25)
+    assert analysis_scales(3000, 4000, (2,), 4096, (4,), 0) == (1,)  # 0: never reduced
 
 
 def _map_of_enlarged_photo(factor: int, height: int, width: int, stride: int = 4):
@@ -122,3 +133,44 @@ def test_the_work_is_split_by_pixel_count_and_the_photo_enlarged() -> None:
     assert [c[1:] for c in calls] == [tuple(round(v, 6) for v in pair) for pair in expected]
     assert fused.stride == 1 and (fused.height, fused.width) == (20, 30)
     np.testing.assert_allclose(fused.values[..., 0], 1.0)
+
+
+def test_a_large_lesion_only_the_reduced_photo_shows_is_kept_where_it_is() -> None:
+    # the reason for the reduced pass: a mole too large for the network at full size
+    height, width = 64, 96
+    background = np.zeros((16, 24, 3), np.float32)
+    background[..., 0] = 1.0
+    quarter = np.zeros((4, 6, 3), np.float32)  # stride-4 map of the 16 x 24 reduced photo
+    quarter[..., 0] = 1.0
+    quarter[1, 2] = (0.05, 0.75, 0.20)  # reduced pixels 8-11 across, 4-7 down
+    fused = fuse_scales(
+        [
+            (1, CoarseProbabilities(background, 4, height, width)),
+            (0.25, CoarseProbabilities(quarter, 4, height // 4, width // 4)),
+        ],
+        height,
+        width,
+    )
+    assert fused.stride == 4 and fused.values.shape == (16, 24, 3)
+    lesion = 1.0 - fused.values[..., 0]
+    # the map pixel is centred on reduced pixel (9.5, 5.5), photo pixel (9.5 + 0.5) * 4 - 0.5
+    # = (39.5, 23.5), midway between the centres (4 j + 1.5) of grid cells 9-10 and 5-6;
+    # each is 2 photo pixels = 1/8 of a reduced pixel off per axis: 0.95 * (7/8)^2
+    centre = lesion[5:7, 9:11]
+    np.testing.assert_allclose(centre, 0.95 * (7 / 8) ** 2, atol=1e-5)
+    outside = lesion.copy()
+    outside[5:7, 9:11] = 0.0
+    assert outside.max() < centre.min()
+    assert lesion[0, 0] == pytest.approx(0.0, abs=1e-6) and lesion[-1, -1] < 1e-6
+
+
+def test_rescaled_enlarges_by_whole_factors_and_reduces_by_area() -> None:
+    image = np.random.default_rng(1).integers(0, 256, (30, 41, 3), np.uint8)
+    assert rescaled(image, 1) is image
+    assert rescaled(image, 2).shape == (60, 82, 3)
+    quarter = rescaled(image, 0.25)
+    assert quarter.shape == (8, 10, 3) and quarter.dtype == np.uint8
+    flat = np.full((40, 40, 3), 200, np.uint8)
+    flat[:20] = 100
+    np.testing.assert_array_equal(rescaled(flat, 0.25)[:5, :, 0], 100)
+    np.testing.assert_array_equal(rescaled(flat, 0.25)[5:, :, 0], 200)
