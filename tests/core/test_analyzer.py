@@ -57,6 +57,20 @@ def test_the_full_heatmap_is_made_only_when_asked_for(analyzer: Analyzer) -> Non
     ]
 
 
+def _record_tiled_passes(analyzer: Analyzer) -> list[tuple[tuple[int, int], bool]]:
+    """From now on, every tiled network pass of ``analyzer`` appends ((h, w), mirrored) to
+    the returned list."""
+    calls: list[tuple[tuple[int, int], bool]] = []
+    tiled = analyzer._tiled
+
+    def recording(picture, progress, cancel, mirror):  # noqa: ANN001, ANN202
+        calls.append((picture.shape[:2], mirror))
+        return tiled(picture, progress, cancel, mirror)
+
+    analyzer._tiled = recording
+    return calls
+
+
 def test_a_large_photo_is_also_analysed_reduced(tmp_path: Path) -> None:
     import cv2
 
@@ -83,14 +97,7 @@ def test_a_large_photo_is_also_analysed_reduced(tmp_path: Path) -> None:
     np.testing.assert_array_equal(analyzer.detect(photo).source.values, as_is.values)
     # the reduced pass (for large lesions) is not mirrored, the photo as it is still is
     analyzer.reduce_from_px, analyzer.mirror_below_px = 400, 10_000
-    calls = []
-    tiled = analyzer._tiled
-
-    def recording(picture, progress, cancel, mirror):  # noqa: ANN001, ANN202
-        calls.append((picture.shape[:2], mirror))
-        return tiled(picture, progress, cancel, mirror)
-
-    analyzer._tiled = recording
+    calls = _record_tiled_passes(analyzer)
     analyzer.detect(photo)
     assert calls == [((320, 448), True), ((80, 112), False)]
 
@@ -128,14 +135,7 @@ def test_a_small_photo_is_also_analysed_enlarged(tmp_path: Path) -> None:
     assert (background <= background_as_is + 1e-6).all()
     assert (background < background_as_is - 1e-5).any()
     # each image the network analyses is mirrored when its own long side is within the limit
-    calls = []
-    tiled = small._tiled
-
-    def recording(picture, progress, cancel, mirror):  # noqa: ANN001, ANN202
-        calls.append((picture.shape[:2], mirror))
-        return tiled(picture, progress, cancel, mirror)
-
-    small._tiled = recording
+    calls = _record_tiled_passes(small)
     small.scales, small.mirror_below_px = (2, 3), 460
     small.detect(photo)
     assert calls == [((150, 230), True), ((300, 460), True), ((450, 690), False)]
