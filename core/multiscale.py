@@ -108,6 +108,9 @@ def _resampled(source: ScaledMap, stride: int, height: int, width: int) -> np.nd
     factor, coarse = source
     s = coarse.stride
     rows, cols = math.ceil(height / stride), math.ceil(width / stride)
+    if factor == 1 and s == stride:
+        # the map's own grid: nothing to interpolate (the photo's map, at most scales)
+        return np.array(coarse.values[:rows, :cols], dtype=np.float32)
 
     def coordinates(count: int) -> np.ndarray:
         photo = stride * np.arange(count, dtype=np.float64) + (stride - 1) / 2
@@ -138,17 +141,24 @@ def fuse_scales(maps: Sequence[ScaledMap], height: int, width: int) -> CoarsePro
         return maps[0][1]
     output_stride = maps[0][1].stride
     stride = fusion_stride([factor for factor, _ in maps], output_stride)
-    fused = _resampled(maps[0], stride, height, width)
-    class_sums = fused[:, :, 1:].copy()
+    # per channel plane (cv2.split / merge): operations on the interleaved (h, w, C) array
+    # touch every C-th float; on the bench's 12 MP photo (a 1000 x 750 grid) the fusion
+    # took 40 ms that way, 8 ms so (medians of 7, the same result within 1.2e-7)
+    planes = cv2.split(_resampled(maps[0], stride, height, width))
+    class_sums = [plane.copy() for plane in planes[1:]]
     for source in maps[1:]:
-        candidate = _resampled(source, stride, height, width)
-        surer = candidate[:, :, 0] < fused[:, :, 0]
-        fused[surer] = candidate[surer]
-        class_sums += candidate[:, :, 1:]
-    lesion = 1.0 - fused[:, :, :1]
-    total = class_sums.sum(axis=2, keepdims=True)
-    split = np.divide(class_sums, total, out=np.zeros_like(class_sums), where=total > 0)
-    fused[:, :, 1:] = lesion * split
+        candidate = cv2.split(_resampled(source, stride, height, width))
+        surer = candidate[0] < planes[0]
+        for plane, new_plane in zip(planes, candidate, strict=True):
+            np.copyto(plane, new_plane, where=surer)
+        for class_sum, new_plane in zip(class_sums, candidate[1:], strict=True):
+            class_sum += new_plane
+    total = sum(class_sums[1:], class_sums[0].copy())
+    # each class's share of the surest lesion probability: 0 where no map saw any class
+    scale = np.zeros_like(total)
+    np.divide(1.0 - planes[0], total, out=scale, where=total > 0)
+    fused = cv2.merge([planes[0], *(class_sum * scale for class_sum in class_sums)])
+    fused = fused.reshape(planes[0].shape + (len(planes),))  # cv2 drops a single channel
     return CoarseProbabilities(fused, stride, height, width)
 
 

@@ -174,3 +174,29 @@ def test_rescaled_enlarges_by_whole_factors_and_reduces_by_area() -> None:
     flat[:20] = 100
     np.testing.assert_array_equal(rescaled(flat, 0.25)[:5, :, 0], 100)
     np.testing.assert_array_equal(rescaled(flat, 0.25)[5:, :, 0], 200)
+
+
+def test_the_photos_own_map_is_cropped_to_the_photo_not_interpolated() -> None:
+    from core.multiscale import _resampled
+
+    # a tiled map keeps its tiles' padding: 8 x 8 cells for a 26 x 30 photo at stride 4
+    values = _probabilities(np.random.default_rng(5), 8, 8)
+    grid = _resampled((1, CoarseProbabilities(values, 4, 26, 30)), 4, 26, 30)
+    np.testing.assert_array_equal(grid, values[:7, :8])
+    grid[...] = 0.0  # a copy: fusing never writes into the tiled map
+    assert values.min() > 0
+
+
+def test_where_no_scale_sees_any_lesion_class_the_fused_pixel_is_background() -> None:
+    values = np.zeros((4, 4, 3), np.float32)
+    values[..., 0] = 1.0
+    reduced = np.zeros((1, 1, 3), np.float32)
+    reduced[..., 0] = 1.0
+    maps = [
+        (1, CoarseProbabilities(values, 4, 16, 16)),
+        (0.25, CoarseProbabilities(reduced, 4, 4, 4)),
+    ]
+    fused = fuse_scales(maps, 16, 16)
+    assert np.isfinite(fused.values).all()
+    np.testing.assert_array_equal(fused.values[..., 0], 1.0)
+    np.testing.assert_array_equal(fused.values[..., 1:], 0.0)
