@@ -23,9 +23,16 @@
 3. Total-body-photography tiles (``itobos-tbp-dev``): detections counted and overlays
    written (look at them: hair, clothing and background detections are failures).
 
+The held-out photos are the training recipe's size (1024 x 768) unless ``--width`` and
+``--height`` say otherwise: a phone's 12 MP photo (4000 x 3000) shows the same body region
+with lesions four times as wide, and the Analyzer treats it differently (no enlargements,
+a quarter-size pass: see core.multiscale). Such a run evaluates the synthetic photos only
+(1), since the real photos of 2 and 3 do not depend on that size.
+
 Writes ``metrics.json``, ``roc.png`` and overlays into ``--out``; ``--update-model-json``
-stores the figures under "metrics" in the model folder's model.json and re-checks that
-the weights still match their SHA-256.
+stores the figures in the model folder's model.json, under "metrics" "evaluation" (the
+recipe's size) or "evaluation_<W>x<H>" (another size), keeping the other figures of the
+same weights, and re-checks that the weights still match their SHA-256.
 """
 
 from __future__ import annotations
@@ -86,6 +93,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="held-out synthetic photos (300: the AUC's 95 %% interval about +-0.01)",
     )
     parser.add_argument("--seed", type=int, default=9999, help="seed of the held-out photos")
+    parser.add_argument(
+        "--width",
+        type=int,
+        default=None,
+        help="width of the held-out photos (default: the training recipe's; another size "
+        "evaluates the synthetic photos only)",
+    )
+    parser.add_argument(
+        "--height", type=int, default=None, help="height of the held-out photos (as --width)"
+    )
     parser.add_argument(
         "--unseen-lesions",
         type=int,
@@ -433,17 +450,30 @@ def roc_plot(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], path: 
 
 
 def update_model_json(folder: Path, metrics: dict, closeup_side_px: int | None = None) -> str:
-    """Store ``metrics`` under model.json "metrics" (keeping "validation") and, when given,
-    the close-up side chosen on the training patients as ``inference.closeup_side_px``
-    (what ``Analyzer.detect(closeup=True)`` uses); then re-check that the weights still
-    match the SHA-256 (raises ModelError otherwise)."""
+    """Store ``metrics`` under model.json "metrics" and, when given, the close-up side
+    chosen on the training patients as ``inference.closeup_side_px`` (what
+    ``Analyzer.detect(closeup=True)`` uses); then re-check that the weights still match the
+    SHA-256 (raises ModelError otherwise).
+
+    Kept beside them: "validation" and every other evaluation of the same weights (its
+    "model" "sha256" that of the folder); an evaluation of other weights is dropped.
+    """
     from core.model_folder import META_FILE, load_model_folder, read_model_meta
 
     meta = read_model_meta(folder)
     if closeup_side_px is not None:
         meta["inference"] = {**(meta.get("inference") or {}), "closeup_side_px": closeup_side_px}
     kept = meta.get("metrics", {}) if isinstance(meta.get("metrics"), dict) else {}
-    meta["metrics"] = {**({"validation": kept["validation"]} if "validation" in kept else {})}
+
+    def same_weights(figures: object) -> bool:
+        model = figures.get("model") if isinstance(figures, dict) else None
+        return isinstance(model, dict) and model.get("sha256") == meta.get("sha256")
+
+    meta["metrics"] = {
+        key: figures
+        for key, figures in kept.items()
+        if key == "validation" or (key not in metrics and same_weights(figures))
+    }
     meta["metrics"].update(metrics)
     text = json.dumps(meta, indent=2) + "\n"
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".model.json.", suffix=".tmp")
@@ -494,11 +524,17 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     started = time.time()
-    dataset = DetectionDataset(args.n, args.seed, synth_config(data_cfg))
+    config = synth_config(data_cfg)
+    recipe_size = (config.width, config.height)
+    config = dataclasses.replace(
+        config, width=args.width or config.width, height=args.height or config.height
+    )
+    at_recipe_size = (config.width, config.height) == recipe_size
+    dataset = DetectionDataset(args.n, args.seed, config)
     synthetic, synth_metrics = evaluate_synthetic(
         detectors, dataset, args.n, {"baseline": min(args.baseline_n, args.n)}
     )
-    synthetic.update({"seed": args.seed, "photos": args.n})
+    synthetic.update({"seed": args.seed, "photos": args.n, "size": [config.width, config.height]})
     synthetic["lesion_sources"] = (
         "PAD-UFES-20 training patients and procedural" if real_lesions else "procedural only"
     )
@@ -512,7 +548,7 @@ def run(args: argparse.Namespace) -> int:
         unseen_set = DetectionDataset(
             args.unseen_lesions,
             args.seed,
-            dataclasses.replace(synth_config(data_cfg), lesion_source="holdout"),
+            dataclasses.replace(config, lesion_source="holdout"),
         )
         unseen, unseen_metrics = evaluate_synthetic(
             {"detector": analyzer.detect}, unseen_set, args.unseen_lesions, {}
@@ -540,11 +576,11 @@ def run(args: argparse.Namespace) -> int:
         "synthetic": synthetic,
     }
     pad = Path(args.data) / "pad-ufes20-dev"
-    if (pad / "labels.csv").is_file():
+    if at_recipe_size and (pad / "labels.csv").is_file():
         result["real_closeups"], real_curves = evaluate_closeups(detectors, pad, args.closeup_side)
         curves["PAD-UFES-20 held-out patients"] = real_curves
     tiles = Path(args.data) / "itobos-tbp-dev"
-    if tiles.is_dir():
+    if at_recipe_size and tiles.is_dir():
         result["tbp_tiles"] = evaluate_tiles(analyzer.detect, tiles, args.out / "overlays")
     result["duration_s"] = round(time.time() - started, 1)
     roc_plot(curves, args.out / "roc.png")
@@ -556,6 +592,7 @@ def run(args: argparse.Namespace) -> int:
             "closeup_side_px", closeups.get("closeup_side_px")
         )
         side = chosen if isinstance(chosen, int) else None
-        sha = update_model_json(args.model, {"evaluation": result}, closeup_side_px=side)
+        key = "evaluation" if at_recipe_size else f"evaluation_{config.width}x{config.height}"
+        sha = update_model_json(args.model, {key: result}, closeup_side_px=side)
         print(f"model.json updated; weights still match sha256 {sha[:12]}...")
     return 0

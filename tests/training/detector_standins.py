@@ -79,6 +79,8 @@ class ToyDetectionDataset(Dataset):
 
     def __init__(self, length: int, seed: int, config: object = None) -> None:
         self.length, self.seed = int(length), int(seed)
+        # a SynthConfig's width and height when given, else toy_photo's own size
+        self.size = (getattr(config, "height", 96), getattr(config, "width", 128))
 
     def __len__(self) -> int:
         return self.length
@@ -86,7 +88,7 @@ class ToyDetectionDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         if not 0 <= index < self.length:
             raise IndexError(index)
-        image, class_map, instance_map = toy_photo(index, self.seed)
+        image, class_map, instance_map = toy_photo(index, self.seed, size=self.size)
         return {
             "image": torch.from_numpy(image).permute(2, 0, 1).contiguous(),
             "class_map": torch.from_numpy(class_map.astype(np.int64)),

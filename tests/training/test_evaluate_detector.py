@@ -79,7 +79,15 @@ def _tiny_model_folder(folder: Path) -> str:
         "name": "detector",
         "version": "test",
         "tile": {"size": 128, "overlap": 16},
-        "training": {"config": {"data": {"train_seed": 1, "val_seed": 2}}},
+        "training": {
+            "config": {
+                "data": {
+                    "train_seed": 1,
+                    "val_seed": 2,
+                    "synth_config": {"width": 128, "height": 96},  # toy_photo's size
+                }
+            }
+        },
         "metrics": {"validation": {"val_recall": 0.5}},
     }
     return save_model_folder(folder, model, arch=cfg["arch"], arch_kwargs=cfg["kwargs"], meta=meta)
@@ -95,6 +103,14 @@ def test_update_model_json_keeps_validation_and_hash(tmp_path: Path) -> None:
     assert ev.update_model_json(tmp_path / "m", {"evaluation": {}}, closeup_side_px=160) == sha
     _, meta = load_model_folder(tmp_path / "m")
     assert meta["inference"]["closeup_side_px"] == 160
+    # another evaluation of the same weights stays; one of other weights goes
+    same = {"model": {"sha256": sha}, "x": 2}
+    other = {"model": {"sha256": "f" * 64}, "x": 3}
+    ev.update_model_json(tmp_path / "m", {"evaluation_a": same, "evaluation_b": other})
+    assert ev.update_model_json(tmp_path / "m", {"evaluation": {"x": 4}}) == sha
+    _, meta = load_model_folder(tmp_path / "m")
+    assert set(meta["metrics"]) == {"validation", "evaluation", "evaluation_a"}
+    assert meta["metrics"]["evaluation"] == {"x": 4}
 
 
 def _fake_real_data(root: Path) -> None:
@@ -142,6 +158,19 @@ def test_run_end_to_end_on_toy_data(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     _, meta = load_model_folder(tmp_path / "m")  # hash still verified
     assert meta["metrics"]["evaluation"]["synthetic"]["seed"] == 9999
     assert meta["inference"]["closeup_side_px"] == 96  # what detect(closeup=True) will use
+    # photos of another size: the synthetic figures alone, recorded beside the others
+    large = ["--width", "160", "--height", "120", "--seed", "31"]
+    args = parser.parse_args(
+        [*common, *large, "--out", str(tmp_path / "ev3"), "--update-model-json"]
+    )
+    assert ev.run(args) == 0
+    result = json.loads((tmp_path / "ev3" / "metrics.json").read_text())
+    assert result["synthetic"]["size"] == [160, 120] and result["synthetic"]["seed"] == 31
+    assert "real_closeups" not in result and "tbp_tiles" not in result
+    _, meta = load_model_folder(tmp_path / "m")
+    assert meta["metrics"]["evaluation_160x120"]["synthetic"]["size"] == [160, 120]
+    assert meta["metrics"]["evaluation"]["synthetic"]["size"] == [128, 96]  # kept
+    assert meta["inference"]["closeup_side_px"] == 96
     # auto: the side is chosen on the 6 training patients, then the 4 held out are scored
     args = parser.parse_args([*common, "--out", str(tmp_path / "ev2"), "--closeup-side", "auto"])
     assert ev.run(args) == 0
